@@ -1,0 +1,188 @@
+"""The error taxonomy.
+
+Two families decide what the pipeline does with a queue message:
+
+* :class:`PermanentError`: retrying cannot help (invalid payload, failed
+  signature, unknown event shape). The event is recorded as failed and the
+  queue message is acknowledged.
+* :class:`TransientError`: the outside world is briefly unavailable (store
+  down, throttling). Nothing is recorded as done; the message stays on the
+  queue and comes back after its visibility timeout.
+
+Everything else is configuration or programming trouble and is raised to the
+caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "ChannelLoadError",
+    "ChannelNotFound",
+    "CommprocError",
+    "ConfigError",
+    "DuplicateChannelError",
+    "InvalidPayload",
+    "PermanentError",
+    "QueueError",
+    "QueueNotFound",
+    "QueueCredentialsError",
+    "RecordNotFound",
+    "SchemaVersionError",
+    "SignatureError",
+    "StoreError",
+    "StoreUnavailable",
+    "ThrottledError",
+    "TransientError",
+    "UniqueViolation",
+    "UnknownEventShape",
+]
+
+
+class CommprocError(Exception):
+    """Base of every error commproc raises on purpose."""
+
+
+class PermanentError(CommprocError):
+    """The event can never be processed; record it as failed, do not retry.
+
+    ``code`` is a short stable identifier (``invalid_payload``,
+    ``bad_signature``...) used in records, metrics and stats; ``field`` is the
+    path of the offending field when there is one. Neither carries personal
+    data.
+    """
+
+    code = "permanent_error"
+
+    def __init__(self, detail: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.detail}" if self.field else self.detail
+
+
+class InvalidPayload(PermanentError):
+    """The payload is not well formed or misses a required field."""
+
+    code = "invalid_payload"
+
+
+class SignatureError(PermanentError):
+    """The payload's signature is missing or does not verify."""
+
+    code = "bad_signature"
+
+
+class UnknownEventShape(PermanentError):
+    """The payload is well formed but is no event this channel knows."""
+
+    code = "unknown_event"
+
+
+class TransientError(CommprocError):
+    """A passing failure; leave the message on the queue for a retry."""
+
+    code = "transient_error"
+
+
+class StoreError(CommprocError):
+    """Base of store errors that are not transient."""
+
+
+class StoreUnavailable(TransientError):
+    """The store cannot be reached (connection refused or lost)."""
+
+    code = "store_unavailable"
+
+
+class ThrottledError(TransientError):
+    """A service asked us to slow down."""
+
+    code = "throttled"
+
+
+class UniqueViolation(StoreError):
+    """A write would break a unique key, as a database constraint would report."""
+
+    def __init__(self, table: str, key: str, fields: Sequence[str]) -> None:
+        super().__init__(f"{table}: unique key {key!r} ({', '.join(fields)}) already holds that value")
+        self.table = table
+        self.key = key
+        self.fields = tuple(fields)
+
+
+class RecordNotFound(StoreError):
+    """An update named a record id that is not stored."""
+
+    def __init__(self, table: str, record_id: str) -> None:
+        super().__init__(f"{table}: no record with id {record_id!r}")
+        self.table = table
+        self.record_id = record_id
+
+
+class SchemaVersionError(StoreError):
+    """The database schema is missing, too old or newer than this code."""
+
+
+class ConfigError(CommprocError):
+    """A configuration is invalid; ``problems`` lists each with its field path."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        self.problems = list(problems)
+        full = message if not self.problems else message + ": " + "; ".join(self.problems)
+        super().__init__(full)
+
+
+class ChannelNotFound(CommprocError, LookupError):
+    """No installed or registered processor serves the channel asked for."""
+
+    def __init__(self, channel_type: str, supported: Sequence[str]) -> None:
+        listed = ", ".join(sorted(supported)) or "none installed"
+        super().__init__(
+            f"no processor for channel {channel_type!r}; supported channels: {listed}. "
+            f"Install the plugin that provides it (for example commproc-{channel_type})."
+        )
+        self.channel_type = channel_type
+        self.supported = tuple(sorted(supported))
+
+
+class ChannelLoadError(CommprocError, ImportError):
+    """A plugin's entry point is installed but cannot be loaded."""
+
+    def __init__(self, channel_type: str, distribution: str, target: str, cause: BaseException) -> None:
+        super().__init__(
+            f"channel {channel_type!r} from distribution {distribution!r} ({target}) "
+            f"failed to load: {type(cause).__name__}: {cause}"
+        )
+        self.channel_type = channel_type
+        self.distribution = distribution
+        self.target = target
+
+
+class DuplicateChannelError(CommprocError):
+    """Two distributions register the same channel name."""
+
+    def __init__(self, channel_type: str, distributions: Sequence[str]) -> None:
+        super().__init__(
+            f"channel {channel_type!r} is registered by more than one distribution: "
+            f"{', '.join(distributions)}; uninstall one of them"
+        )
+        self.channel_type = channel_type
+        self.distributions = tuple(distributions)
+
+
+class QueueError(CommprocError):
+    """A queue operation failed for a reason retrying will not fix."""
+
+
+class QueueNotFound(QueueError):
+    """The queue URL names no queue."""
+
+
+class QueueCredentialsError(QueueError):
+    """No usable AWS credentials were found, or they were refused."""

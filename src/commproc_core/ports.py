@@ -1,0 +1,238 @@
+"""The interfaces commproc's services are written against.
+
+Each is a :class:`typing.Protocol`: any object with these methods fits, so a
+host application can hand in its own queue, store, clock, sender or agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+
+import attrs
+
+from commproc_core.model import (
+    AgentEvent,
+    Campaign,
+    CampaignParticipant,
+    ChannelConfig,
+    ChatTurn,
+    CommunicationEvent,
+    Consent,
+    Conversation,
+    Lead,
+    Message,
+    OutboundMessage,
+    Participant,
+    ProcessingRecord,
+    QueueMessage,
+    Thread,
+)
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = [
+    "AgentReply",
+    "AgentRequest",
+    "AgentResponder",
+    "BatchResult",
+    "ChannelProcessor",
+    "Clock",
+    "MessageQueue",
+    "Repository",
+    "SendResult",
+    "Sender",
+    "Store",
+    "UnitOfWork",
+    "VisibilityChange",
+]
+
+R = TypeVar("R")
+
+
+@attrs.frozen
+class BatchResult:
+    """Outcome of a batch queue call: ids that succeeded, and failures with reasons."""
+
+    succeeded: tuple[str, ...] = ()
+    #: (receipt handle or message id, error code, error message) per failed entry.
+    failed: tuple[tuple[str, str, str], ...] = ()
+
+
+@attrs.frozen
+class VisibilityChange:
+    """One entry of a visibility change batch."""
+
+    receipt_handle: str
+    timeout_seconds: int
+
+
+class MessageQueue(Protocol):
+    """A queue with SQS semantics: receive with visibility, delete, change visibility."""
+
+    @property
+    def url(self) -> str: ...
+
+    def receive(
+        self,
+        max_messages: int = 10,
+        wait_time_seconds: int = 20,
+        visibility_timeout: int | None = None,
+    ) -> list[QueueMessage]: ...
+
+    def delete_batch(self, receipt_handles: Sequence[str]) -> BatchResult: ...
+
+    def change_visibility_batch(self, changes: Sequence[VisibilityChange]) -> BatchResult: ...
+
+    def approximate_depth(self) -> int | None: ...
+
+
+@runtime_checkable
+class Repository(Protocol[R]):
+    """Records of one kind, seen through a unit of work.
+
+    ``where`` keyword arguments are equality conditions on record fields, or a
+    :class:`commproc_core.stores.spec.Range`. Writes raise
+    :class:`commproc_core.errors.UniqueViolation` when a unique key of
+    :mod:`commproc_core.stores.spec` would break.
+    """
+
+    def get(self, record_id: str) -> R | None: ...
+
+    def add(self, record: R) -> R: ...
+
+    def update(self, record: R) -> R: ...
+
+    def get_or_create(self, record: R, *, key: str) -> tuple[R, bool]: ...
+
+    def find_one(self, **where: Any) -> R | None: ...
+
+    def find(
+        self,
+        *,
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+        **where: Any,
+    ) -> list[R]: ...
+
+    def count(self, **where: Any) -> int: ...
+
+    def delete(self, record_id: str) -> bool: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over every repository: commit makes all writes visible at once.
+
+    Leaving the ``with`` block without :meth:`commit` rolls back. After a
+    commit or rollback the unit of work starts a new transaction and may be
+    used again.
+    """
+
+    leads: Repository[Lead]
+    campaigns: Repository[Campaign]
+    campaign_participants: Repository[CampaignParticipant]
+    conversations: Repository[Conversation]
+    participants: Repository[Participant]
+    threads: Repository[Thread]
+    messages: Repository[Message]
+    events: Repository[CommunicationEvent]
+    processing_records: Repository[ProcessingRecord]
+    channel_configs: Repository[ChannelConfig]
+    consents: Repository[Consent]
+    agent_events: Repository[AgentEvent]
+    outbox: Repository[OutboundMessage]
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested transaction: an exception inside undoes only its writes, then propagates."""
+        ...
+
+    def __enter__(self) -> UnitOfWork: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class Store(Protocol):
+    """Where records live; hands out units of work."""
+
+    def unit_of_work(self) -> UnitOfWork: ...
+
+    def ping(self) -> None:
+        """Return if the store is reachable, else raise StoreUnavailable."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Clock(Protocol):
+    """Tells the time (timezone-aware UTC); tests hand in a fixed one."""
+
+    def now(self) -> datetime: ...
+
+
+@attrs.frozen
+class AgentRequest:
+    """What an AI agent is asked: instructions, context and the conversation so far."""
+
+    prompt: str
+    history: tuple[ChatTurn, ...]
+    context: Mapping[str, Any] = attrs.field(factory=dict)
+    channel: str = ""
+    conversation_id: str | None = None
+
+
+@attrs.frozen
+class AgentReply:
+    """An agent's answer; ``text`` empty means it chose not to reply."""
+
+    text: str
+    model: str | None = None
+
+
+class AgentResponder(Protocol):
+    """Produces a reply to an inbound message; raises on failure."""
+
+    @property
+    def name(self) -> str: ...
+
+    def respond(self, request: AgentRequest) -> AgentReply: ...
+
+
+@attrs.frozen
+class SendResult:
+    """What a provider said about a message handed to it."""
+
+    provider_message_id: str | None
+    status: str
+
+
+class Sender(Protocol):
+    """Hands an outbound message to a provider; raises SendError on refusal."""
+
+    def send(self, message: OutboundMessage) -> SendResult: ...
+
+
+class ChannelProcessor(Protocol):
+    """Consumes one channel's queue: what the worker and the factory hand out."""
+
+    channel_type: str
+
+    def process_messages(self, max_messages: int = 10) -> Any: ...
+
+    def validate_event(self, event_data: Any) -> Any: ...
+
+    def process_event(self, event_data: Any) -> Any: ...
+
+
