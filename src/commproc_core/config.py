@@ -133,7 +133,9 @@ def _check_values(cls: type[Any], raw: Mapping[str, Any], path: str) -> list[str
 def parse_settings(settings_class: type[S], config: Mapping[str, Any] | None) -> S:
     """Structure ``config`` into ``settings_class`` or raise ConfigError listing every problem."""
     if config is not None and not isinstance(config, Mapping):
-        raise ConfigError("invalid channel config", [f"expected a mapping, got {type(config).__name__} @ config"])
+        raise ConfigError(
+            "invalid channel config", [f"expected a mapping, got {type(config).__name__} @ config"]
+        )
     raw = dict(config or {})
     problems = _check_values(settings_class, raw, "config")
     try:

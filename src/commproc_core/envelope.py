@@ -155,7 +155,9 @@ def _apigw_request(event: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         try:
             text = base64.b64decode(text, validate=True).decode("utf-8")
         except (binascii.Error, ValueError) as exc:
-            raise InvalidPayload("isBase64Encoded is set but the body is not base64 UTF-8", field="body") from exc
+            raise InvalidPayload(
+                "isBase64Encoded is set but the body is not base64 UTF-8", field="body"
+            ) from exc
     facts = {
         "kind": version,
         "headers": headers,
@@ -171,7 +173,11 @@ def _content_type(headers: Mapping[str, str]) -> str:
 
 
 def unwrap_body(
-    body: str, queue_message: QueueMessage | None = None, *, _depth: int = 0, _outer: dict[str, Any] | None = None
+    body: str,
+    queue_message: QueueMessage | None = None,
+    *,
+    _depth: int = 0,
+    _outer: dict[str, Any] | None = None,
 ) -> Unwrapped:
     """Unwrap one body (see the module docstring)."""
     if _depth > _MAX_DEPTH:

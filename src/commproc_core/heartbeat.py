@@ -69,11 +69,12 @@ class Heartbeat:
         handles: list[str] = []
         soonest: float | None = None
         for token, (batch, due) in list(self._batches.items()):
+            next_due = due
             if due <= now:
                 handles.extend(batch)
-                due = now + self.interval
-                self._batches[token] = (batch, due)
-            soonest = due if soonest is None else min(soonest, due)
+                next_due = now + self.interval
+                self._batches[token] = (batch, next_due)
+            soonest = next_due if soonest is None else min(soonest, next_due)
         return handles, soonest
 
     def _run(self) -> None:

@@ -66,8 +66,6 @@ def _utc_timestamps(cls: type, fields: list[attrs.Attribute]) -> list[attrs.Attr
     return [f.evolve(converter=as_utc) if str(f.type) in stamps else f for f in fields]
 
 
-
-
 @attrs.frozen(kw_only=True, field_transformer=_utc_timestamps)
 class Lead:
     """A person commproc talks to, matched by phone (E.164) or email."""

@@ -38,7 +38,15 @@ from commproc_core.model import (
     QueueMessage,
     Thread,
 )
-from commproc_core.ports import AgentResponder, Clock, MessageQueue, Sender, Store, UnitOfWork, VisibilityChange
+from commproc_core.ports import (
+    AgentResponder,
+    Clock,
+    MessageQueue,
+    Sender,
+    Store,
+    UnitOfWork,
+    VisibilityChange,
+)
 from commproc_core.redact import redact
 from commproc_core.services import (
     CampaignMatchingService,
@@ -307,8 +315,15 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         self.log.info(
             "%s batch: received=%d processed=%d failed=%d duplicates=%d ignored=%d deleted=%d retried=%d "
             "elapsed=%.3fs",
-            self.channel_type, stats.received, stats.processed, stats.failed, stats.duplicates,
-            stats.ignored, stats.deleted, stats.retried, stats.elapsed,
+            self.channel_type,
+            stats.received,
+            stats.processed,
+            stats.failed,
+            stats.duplicates,
+            stats.ignored,
+            stats.deleted,
+            stats.retried,
+            stats.elapsed,
         )
         return BatchReport(outcomes=tuple(outcomes), stats=stats)
 
@@ -338,16 +353,22 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
                 self.log.error("%s batch of %d left for retry: %s", self.channel_type, len(messages), code)
             else:
                 self.log.error(
-                    "%s batch of %d left for retry after %s", self.channel_type, len(messages),
-                    type(exc).__name__, exc_info=self.log.isEnabledFor(logging.DEBUG),
+                    "%s batch of %d left for retry after %s",
+                    self.channel_type,
+                    len(messages),
+                    type(exc).__name__,
+                    exc_info=self.log.isEnabledFor(logging.DEBUG),
                 )
             results = [(self._retry_outcome(m, code), _Item()) for m in messages]
         return [r[0] for r in results], [r[1] for r in results]
 
     def _retry_outcome(self, message: QueueMessage, code: str) -> MessageOutcome:
         return MessageOutcome(
-            message_id=message.message_id, receipt_handle=message.receipt_handle, outcome="retry",
-            reason=code, receive_count=message.receive_count,
+            message_id=message.message_id,
+            receipt_handle=message.receipt_handle,
+            outcome="retry",
+            reason=code,
+            receive_count=message.receive_count,
         )
 
     def _process_message(self, uow: UnitOfWork, message: QueueMessage) -> tuple[MessageOutcome, _Item]:
@@ -405,12 +426,16 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         except StoreUnavailable:
             raise
         except TransientError as exc:
-            self.log.warning("%s: transient failure (%s); message left for retry", self.channel_type, exc.code)
+            self.log.warning(
+                "%s: transient failure (%s); message left for retry", self.channel_type, exc.code
+            )
             raise _Retry(exc.code) from exc
         except Exception as exc:
             self.log.error(
                 "%s: processing failed with %s; message left for retry",
-                self.channel_type, type(exc).__name__, exc_info=self.log.isEnabledFor(logging.DEBUG),
+                self.channel_type,
+                type(exc).__name__,
+                exc_info=self.log.isEnabledFor(logging.DEBUG),
             )
             raise _Retry("internal_error") from exc
 
@@ -457,9 +482,13 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
 
     def _outcome(self, message: QueueMessage, item: _Item, outcome: str) -> MessageOutcome:
         return MessageOutcome(
-            message_id=message.message_id, receipt_handle=message.receipt_handle, outcome=outcome,
-            reason=item.first_error if outcome == "rejected" else None, events=tuple(item.events),
-            duplicates=tuple(item.duplicates), receive_count=message.receive_count,
+            message_id=message.message_id,
+            receipt_handle=message.receipt_handle,
+            outcome=outcome,
+            reason=item.first_error if outcome == "rejected" else None,
+            events=tuple(item.events),
+            duplicates=tuple(item.duplicates),
+            receive_count=message.receive_count,
         )
 
     # -- records -------------------------------------------------------------------
@@ -480,9 +509,16 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         done = None if status == "received" else now
         record, created = uow.processing_records.get_or_create(
             ProcessingRecord(
-                channel=self.channel_type, queue_message_id=message.message_id, item_index=index,
-                status=status, attempts=max(message.receive_count, 1), dedupe_key=dedupe_key,
-                error_code=error_code, error_detail=error_detail, received_at=now, processed_at=done,
+                channel=self.channel_type,
+                queue_message_id=message.message_id,
+                item_index=index,
+                status=status,
+                attempts=max(message.receive_count, 1),
+                dedupe_key=dedupe_key,
+                error_code=error_code,
+                error_detail=error_detail,
+                received_at=now,
+                processed_at=done,
                 duration_ms=duration_ms,
             ),
             key="queue_item",
@@ -493,9 +529,13 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         kept = record.status if record.status in ("processed", "failed") and status == "duplicate" else status
         return uow.processing_records.update(
             attrs.evolve(
-                record, status=kept, attempts=max(record.attempts + 1, message.receive_count),
-                dedupe_key=dedupe_key or record.dedupe_key, error_code=error_code or record.error_code,
-                error_detail=error_detail or record.error_detail, processed_at=done or record.processed_at,
+                record,
+                status=kept,
+                attempts=max(record.attempts + 1, message.receive_count),
+                dedupe_key=dedupe_key or record.dedupe_key,
+                error_code=error_code or record.error_code,
+                error_detail=error_detail or record.error_detail,
+                processed_at=done or record.processed_at,
                 duration_ms=duration_ms if duration_ms is not None else record.duration_ms,
             )
         )
@@ -512,7 +552,11 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         detail = redact(str(error))[:1000]
         self.log.warning(
             "%s: rejected queue message %s item %d: %s: %s",
-            self.channel_type, message.message_id, index, error.code, detail,
+            self.channel_type,
+            message.message_id,
+            index,
+            error.code,
+            detail,
         )
         described: Mapping[str, Any] = {}
         if payload is not None:
@@ -539,21 +583,30 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
                     data={"field": error.field} if error.field else {},
                 )
             )
-        self._record(uow, message, index, "failed", dedupe_key=key, error_code=error.code, error_detail=detail)
+        self._record(
+            uow, message, index, "failed", dedupe_key=key, error_code=error.code, error_detail=detail
+        )
         item.events.append(event)
         item.duplicates.append(False)
         item.failed += 1
         item.first_error = item.first_error or error.code
 
     def _record_ignored(self, uow: UnitOfWork, message: QueueMessage, control: str, item: _Item) -> None:
-        self.log.info("%s: acknowledged control message %s (%s)", self.channel_type, message.message_id, control)
+        self.log.info(
+            "%s: acknowledged control message %s (%s)", self.channel_type, message.message_id, control
+        )
         key = f"ignored:{self.channel_type}:{message.message_id}"
         if uow.events.find_one(dedupe_key=key) is None:
             uow.events.add(
                 CommunicationEvent(
-                    channel=self.channel_type, provider="sns" if control in ("SubscriptionConfirmation",
-                    "UnsubscribeConfirmation") else self.default_provider,
-                    event_type=control, status="ignored", dedupe_key=key, queue_message_id=message.message_id,
+                    channel=self.channel_type,
+                    provider="sns"
+                    if control in ("SubscriptionConfirmation", "UnsubscribeConfirmation")
+                    else self.default_provider,
+                    event_type=control,
+                    status="ignored",
+                    dedupe_key=key,
+                    queue_message_id=message.message_id,
                     recorded_at=self.clock.now(),
                 )
             )
@@ -580,7 +633,9 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
             else:
                 deleted, failed = len(result.succeeded), len(result.failed)
                 for handle_or_id, code, _ in result.failed:
-                    self.log.warning("%s: delete refused (%s) for entry %s", self.channel_type, code, handle_or_id[:16])
+                    self.log.warning(
+                        "%s: delete refused (%s) for entry %s", self.channel_type, code, handle_or_id[:16]
+                    )
         retry = [
             VisibilityChange(o.receipt_handle, self.backoff_seconds(o.receive_count))
             for o in outcomes

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from commproc_core.errors import SignatureError, StoreUnavailable, ThrottledError
+from commproc_core.errors import SignatureError, ThrottledError
 from commproc_core.queues import MemoryQueue
 from commproc_core.stores import MemoryStore
 from commproc_core.testing import ExampleProcessor, FixedClock, assert_stats, drain, table_counts
@@ -31,7 +31,9 @@ def dlq(qclock) -> MemoryQueue:
 
 @pytest.fixture
 def queue(qclock, dlq) -> MemoryQueue:
-    return MemoryQueue("memory://main", visibility_timeout=30, max_receive_count=3, dead_letter_queue=dlq, clock=qclock)
+    return MemoryQueue(
+        "memory://main", visibility_timeout=30, max_receive_count=3, dead_letter_queue=dlq, clock=qclock
+    )
 
 
 @pytest.fixture
@@ -63,7 +65,14 @@ def test_valid_invalid_duplicate_and_transient(processor, queue, store, qclock, 
         assert sorted(e.error_code for e in failed) == ["invalid_payload", "invalid_payload"]
         assert any("id" in (e.error_detail or "") for e in failed)
         records = uow.processing_records.find()
-        assert sorted(r.status for r in records) == ["duplicate", "failed", "failed", "processed", "processed", "received"]
+        assert sorted(r.status for r in records) == [
+            "duplicate",
+            "failed",
+            "failed",
+            "processed",
+            "processed",
+            "received",
+        ]
     # The transient message is back after its backoff, fails again, and after
     # maxReceiveCount SQS-style redrive moves it to the DLQ.
     assert queue.approximate_depth() == 0
@@ -152,8 +161,17 @@ def test_list_body_items_recorded_on_their_own(processor, queue, store) -> None:
 
 
 def test_sns_control_message_is_ignored_and_acknowledged(processor, queue, store) -> None:
-    queue.send(json.dumps({"Type": "SubscriptionConfirmation", "MessageId": "m", "TopicArn": "arn:t",
-                           "Message": "confirm", "SubscribeURL": "https://example.com"}))
+    queue.send(
+        json.dumps(
+            {
+                "Type": "SubscriptionConfirmation",
+                "MessageId": "m",
+                "TopicArn": "arn:t",
+                "Message": "confirm",
+                "SubscribeURL": "https://example.com",
+            }
+        )
+    )
     stats = processor.process_messages(wait_time=0)
     assert_stats(stats, ignored=1, deleted=1, processed=0, failed=0)
     with store.unit_of_work() as uow:
@@ -162,8 +180,14 @@ def test_sns_control_message_is_ignored_and_acknowledged(processor, queue, store
 
 def test_sns_notification_and_api_gateway_are_unwrapped(processor, queue, store) -> None:
     sns = {"Type": "Notification", "MessageId": "m1", "TopicArn": "arn:t", "Message": msg(1)}
-    apigw = {"version": "2.0", "rawPath": "/hook", "headers": {"host": "h.example.com"},
-             "requestContext": {"http": {"method": "POST"}}, "body": msg(2), "isBase64Encoded": False}
+    apigw = {
+        "version": "2.0",
+        "rawPath": "/hook",
+        "headers": {"host": "h.example.com"},
+        "requestContext": {"http": {"method": "POST"}},
+        "body": msg(2),
+        "isBase64Encoded": False,
+    }
     queue.send_batch([json.dumps(sns), json.dumps(apigw)])
     assert_stats(processor.process_messages(wait_time=0), processed=2, deleted=2)
 

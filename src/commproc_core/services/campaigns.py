@@ -104,5 +104,7 @@ class CampaignMatchingService(Service):
         row = self.join(campaign, lead)
         status = row.status if row.status in ("opted_out", "completed") else "responded"
         return self.uow.campaign_participants.update(
-            attrs.evolve(row, status=status, response_count=row.response_count + 1, last_response_at=self.clock.now())
+            attrs.evolve(
+                row, status=status, response_count=row.response_count + 1, last_response_at=self.clock.now()
+            )
         )

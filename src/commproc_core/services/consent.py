@@ -54,8 +54,15 @@ class ConsentService(Service):
         current = self.get(address, channel, scope)
         if current is None:
             candidate = Consent(
-                address=address, channel=channel, scope=scope, status=status, source=source,
-                reason=reason, lead_id=lead_id, created_at=when, updated_at=when,
+                address=address,
+                channel=channel,
+                scope=scope,
+                status=status,
+                source=source,
+                reason=reason,
+                lead_id=lead_id,
+                created_at=when,
+                updated_at=when,
             )
             stored, created = self.uow.consents.get_or_create(candidate, key="address_channel_scope")
             if created:
@@ -65,7 +72,11 @@ class ConsentService(Service):
             return current
         return self.uow.consents.update(
             attrs.evolve(
-                current, status=status, source=source, reason=reason,
-                lead_id=lead_id or current.lead_id, updated_at=when,
+                current,
+                status=status,
+                source=source,
+                reason=reason,
+                lead_id=lead_id or current.lead_id,
+                updated_at=when,
             )
         )

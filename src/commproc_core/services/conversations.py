@@ -53,7 +53,9 @@ class ConversationService(Service):
                 if value is not None and getattr(conversation, name) is None
             }
             if fill:
-                conversation = self.uow.conversations.update(attrs.evolve(conversation, updated_at=now, **fill))
+                conversation = self.uow.conversations.update(
+                    attrs.evolve(conversation, updated_at=now, **fill)
+                )
         return conversation, created
 
     def get_or_create_thread(
@@ -62,11 +64,19 @@ class ConversationService(Service):
         """The lead's open thread on ``channel``."""
         now = self.clock.now()
         thread, created = self.uow.threads.get_or_create(
-            Thread(lead_id=lead_id, channel=channel, conversation_id=conversation_id, created_at=now, updated_at=now),
+            Thread(
+                lead_id=lead_id,
+                channel=channel,
+                conversation_id=conversation_id,
+                created_at=now,
+                updated_at=now,
+            ),
             key="open_thread",
         )
         if not created and thread.conversation_id is None and conversation_id is not None:
-            thread = self.uow.threads.update(attrs.evolve(thread, conversation_id=conversation_id, updated_at=now))
+            thread = self.uow.threads.update(
+                attrs.evolve(thread, conversation_id=conversation_id, updated_at=now)
+            )
         return thread, created
 
     def close_thread(self, thread: Thread) -> Thread:
@@ -112,8 +122,12 @@ class ConversationService(Service):
 
     def _touch(self, conversation_id: str, thread_id: str | None, at: datetime) -> None:
         conversation = self.uow.conversations.get(conversation_id)
-        if conversation is not None and (conversation.last_message_at is None or conversation.last_message_at < at):
-            self.uow.conversations.update(attrs.evolve(conversation, last_message_at=at, updated_at=self.clock.now()))
+        if conversation is not None and (
+            conversation.last_message_at is None or conversation.last_message_at < at
+        ):
+            self.uow.conversations.update(
+                attrs.evolve(conversation, last_message_at=at, updated_at=self.clock.now())
+            )
         thread = self.uow.threads.get(thread_id) if thread_id else None
         if thread is not None and (thread.last_message_at is None or thread.last_message_at < at):
             self.uow.threads.update(attrs.evolve(thread, last_message_at=at, updated_at=self.clock.now()))

@@ -81,15 +81,27 @@ class ExampleProcessor(BaseChannelProcessor[ExampleEvent]):
             self.conversations.get_or_create_participant(conversation.id, event_data.sender, lead_id=lead.id)
             message, _ = self.conversations.add_message(
                 Message(
-                    conversation_id=conversation.id, thread_id=thread.id, direction="inbound",
-                    channel="example", provider="example", provider_message_id=event_data.event_id,
-                    sender=event_data.sender, body=event_data.text, created_at=self.now(),
+                    conversation_id=conversation.id,
+                    thread_id=thread.id,
+                    direction="inbound",
+                    channel="example",
+                    provider="example",
+                    provider_message_id=event_data.event_id,
+                    sender=event_data.sender,
+                    body=event_data.text,
+                    created_at=self.now(),
                 )
             )
             message_id, conversation_id = message.id, conversation.id
         return CommunicationEvent(
-            channel="example", provider="example", event_type=event_data.event_type,
-            provider_message_id=event_data.event_id, sender=event_data.sender, lead_id=lead.id,
-            conversation_id=conversation_id, message_id=message_id, occurred_at=self.now(),
+            channel="example",
+            provider="example",
+            event_type=event_data.event_type,
+            provider_message_id=event_data.event_id,
+            sender=event_data.sender,
+            lead_id=lead.id,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            occurred_at=self.now(),
             recorded_at=self.now(),
         )

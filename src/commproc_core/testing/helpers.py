@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
-
 
 from commproc_core.model import QueueMessage, new_id
 from commproc_core.ports import Store
@@ -38,8 +37,12 @@ def body(value: Any) -> str:
 def make_message(value: Any, *, message_id: str | None = None, receive_count: int = 1) -> QueueMessage:
     """A received queue message holding ``value`` (a string, or anything JSON-serializable)."""
     mid = message_id or new_id()
-    return QueueMessage(message_id=mid, receipt_handle=f"rh-{mid}-{receive_count}", body=body(value),
-                        receive_count=receive_count)
+    return QueueMessage(
+        message_id=mid,
+        receipt_handle=f"rh-{mid}-{receive_count}",
+        body=body(value),
+        receive_count=receive_count,
+    )
 
 
 def drain(processor: Any, *, max_batches: int = 100_000, max_messages: int = 10) -> ProcessingStats:
@@ -65,5 +68,3 @@ def assert_stats(stats: Mapping[str, Any], **expected: Any) -> None:
     if wrong:
         detail = ", ".join(f"{k}: got {got}, expected {want}" for k, (got, want) in wrong.items())
         raise AssertionError(f"stats differ: {detail}; all stats: {dict(stats)}")
-
-

@@ -60,53 +60,119 @@ def sample_record(table: str, **overrides: Any) -> Any:
             metadata={"owner": "ops"},
         ),
         "campaign_participants": lambda: model.CampaignParticipant(
-            campaign_id="c1", lead_id="l1", status="responded", response_count=2, joined_at=_T0,
+            campaign_id="c1",
+            lead_id="l1",
+            status="responded",
+            response_count=2,
+            joined_at=_T0,
             last_response_at=_T0,
         ),
         "conversations": lambda: model.Conversation(
-            external_id="ext-1", channel="sms", lead_id="l1", campaign_id="c1", subject="Hi",
-            created_at=_T0, updated_at=_T0, last_message_at=_T0, metadata={"k": "v"},
+            external_id="ext-1",
+            channel="sms",
+            lead_id="l1",
+            campaign_id="c1",
+            subject="Hi",
+            created_at=_T0,
+            updated_at=_T0,
+            last_message_at=_T0,
+            metadata={"k": "v"},
         ),
         "participants": lambda: model.Participant(
-            conversation_id="conv1", address="+14155550100", role="lead", lead_id="l1",
-            display_name="Ann", created_at=_T0,
+            conversation_id="conv1",
+            address="+14155550100",
+            role="lead",
+            lead_id="l1",
+            display_name="Ann",
+            created_at=_T0,
         ),
         "threads": lambda: model.Thread(
-            lead_id="l1", channel="sms", conversation_id="conv1", created_at=_T0, updated_at=_T0,
+            lead_id="l1",
+            channel="sms",
+            conversation_id="conv1",
+            created_at=_T0,
+            updated_at=_T0,
             last_message_at=_T0,
         ),
         "messages": lambda: model.Message(
-            conversation_id="conv1", thread_id="t1", direction="inbound", channel="mms",
-            provider="twilio", provider_message_id="SM1", sender="+14155550100",
-            recipient="+14155550199", body="Héllo 👋", subject=None,
+            conversation_id="conv1",
+            thread_id="t1",
+            direction="inbound",
+            channel="mms",
+            provider="twilio",
+            provider_message_id="SM1",
+            sender="+14155550100",
+            recipient="+14155550199",
+            body="Héllo 👋",
+            subject=None,
             media=(model.Media(url="https://example.com/a.jpg", content_type="image/jpeg"),),
-            status="received", created_at=_T0, updated_at=_T0, metadata={"segments": 1},
+            status="received",
+            created_at=_T0,
+            updated_at=_T0,
+            metadata={"segments": 1},
         ),
         "events": lambda: model.CommunicationEvent(
-            channel="sms", provider="twilio", event_type="inbound", dedupe_key="twilio:in:SM1",
-            provider_message_id="SM1", sender="+14155550100", recipient="+14155550199",
-            lead_id="l1", occurred_at=_T0, recorded_at=_T0, data={"keyword_action": None},
+            channel="sms",
+            provider="twilio",
+            event_type="inbound",
+            dedupe_key="twilio:in:SM1",
+            provider_message_id="SM1",
+            sender="+14155550100",
+            recipient="+14155550199",
+            lead_id="l1",
+            occurred_at=_T0,
+            recorded_at=_T0,
+            data={"keyword_action": None},
         ),
         "processing_records": lambda: model.ProcessingRecord(
-            channel="sms", queue_message_id="q1", item_index=0, status="processed", attempts=2,
-            dedupe_key="twilio:in:SM1", received_at=_T0, processed_at=_T0, duration_ms=1.5,
+            channel="sms",
+            queue_message_id="q1",
+            item_index=0,
+            status="processed",
+            attempts=2,
+            dedupe_key="twilio:in:SM1",
+            received_at=_T0,
+            processed_at=_T0,
+            duration_ms=1.5,
         ),
         "channel_configs": lambda: model.ChannelConfig(
-            channel_type="sms", queue_url="https://sqs.us-east-1.amazonaws.com/1/sms",
+            channel_type="sms",
+            queue_url="https://sqs.us-east-1.amazonaws.com/1/sms",
             config={"agent_mode": True, "agent_config": {"prompt": "Be kind", "context": {}}},
-            created_at=_T0, updated_at=_T0,
+            created_at=_T0,
+            updated_at=_T0,
         ),
         "consents": lambda: model.Consent(
-            address="+14155550100", channel="sms", scope="MG123", status="opted_out",
-            source="keyword", reason="STOP", lead_id="l1", created_at=_T0, updated_at=_T0,
+            address="+14155550100",
+            channel="sms",
+            scope="MG123",
+            status="opted_out",
+            source="keyword",
+            reason="STOP",
+            lead_id="l1",
+            created_at=_T0,
+            updated_at=_T0,
         ),
         "agent_events": lambda: model.AgentEvent(
-            conversation_id="conv1", message_id="m1", lead_id="l1", responder="template",
-            prompt="Be kind", reply="Hello!", latency_ms=12.5, outcome="replied", created_at=_T0,
+            conversation_id="conv1",
+            message_id="m1",
+            lead_id="l1",
+            responder="template",
+            prompt="Be kind",
+            reply="Hello!",
+            latency_ms=12.5,
+            outcome="replied",
+            created_at=_T0,
         ),
         "outbox": lambda: model.OutboundMessage(
-            channel="sms", to="+14155550100", sender="+14155550199", body="Bye",
-            reason="keyword_reply", provider_message_id="SM9", created_at=_T0, updated_at=_T0,
+            channel="sms",
+            to="+14155550100",
+            sender="+14155550199",
+            body="Bye",
+            reason="keyword_reply",
+            provider_message_id="SM9",
+            created_at=_T0,
+            updated_at=_T0,
         ),
     }
     return attrs.evolve(builders[table](), **overrides)
@@ -211,11 +277,7 @@ class StoreContract:
 
     @pytest.mark.parametrize(
         ("table", "key", "fields"),
-        [
-            (spec.name, key.name, key.fields)
-            for spec in TABLES.values()
-            for key in spec.unique
-        ],
+        [(spec.name, key.name, key.fields) for spec in TABLES.values() for key in spec.unique],
     )
     def test_unique_keys_enforced(self, store: Store, table: str, key: str, fields: tuple[str, ...]) -> None:
         first = sample_record(table)
@@ -230,9 +292,8 @@ class StoreContract:
             uow.commit()
         with store.unit_of_work() as uow:
             repo = getattr(uow, table)
-            with pytest.raises(UniqueViolation) as info:
-                with uow.savepoint():
-                    repo.add(second)
+            with pytest.raises(UniqueViolation) as info, uow.savepoint():
+                repo.add(second)
             assert info.value.key == key
             assert info.value.table == table
 
@@ -327,8 +388,11 @@ class StoreContract:
             for i in range(5):
                 uow.events.add(
                     model.CommunicationEvent(
-                        channel="sms", provider="twilio", event_type="inbound" if i % 2 else "status",
-                        dedupe_key=f"k{i}", recorded_at=_T0 + timedelta(minutes=i),
+                        channel="sms",
+                        provider="twilio",
+                        event_type="inbound" if i % 2 else "status",
+                        dedupe_key=f"k{i}",
+                        recorded_at=_T0 + timedelta(minutes=i),
                         occurred_at=None if i == 4 else _T0,
                     )
                 )

@@ -1,0 +1,54 @@
+"""commproc: communication events from Amazon SQS, validated, normalized and recorded once.
+
+The names below are the public API; everything else may change between
+releases.
+"""
+
+from commproc_core.config import AgentConfig, ChannelSettings, parse_settings
+from commproc_core.envelope import Envelope
+from commproc_core.errors import (
+    ChannelLoadError,
+    ChannelNotFound,
+    CommprocError,
+    ConfigError,
+    DuplicateChannelError,
+    InvalidPayload,
+    PermanentError,
+    SignatureError,
+    StoreUnavailable,
+    TransientError,
+    UniqueViolation,
+    UnknownEventShape,
+)
+from commproc_core.factory import ProcessorFactory
+from commproc_core.processor import BaseChannelProcessor, EventPayload, ProviderEvent
+from commproc_core.stats import BatchReport, MessageOutcome, ProcessingStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentConfig",
+    "BaseChannelProcessor",
+    "BatchReport",
+    "ChannelLoadError",
+    "ChannelNotFound",
+    "ChannelSettings",
+    "CommprocError",
+    "ConfigError",
+    "DuplicateChannelError",
+    "Envelope",
+    "EventPayload",
+    "InvalidPayload",
+    "MessageOutcome",
+    "PermanentError",
+    "ProcessingStats",
+    "ProcessorFactory",
+    "ProviderEvent",
+    "SignatureError",
+    "StoreUnavailable",
+    "TransientError",
+    "UniqueViolation",
+    "UnknownEventShape",
+    "__version__",
+    "parse_settings",
+]
