@@ -10,6 +10,7 @@ tests, demos and benchmarks; data lives as long as the object.
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +30,13 @@ R = TypeVar("R")
 _Undo = Callable[[], None]
 
 
+def _getter(fields: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    if len(fields) == 1:
+        single = operator.attrgetter(fields[0])
+        return lambda record: (single(record),)
+    return operator.attrgetter(*fields)  # type: ignore[return-value]
+
+
 class _Table(Generic[R]):
     """Rows of one table with their unique and secondary indexes."""
 
@@ -37,6 +45,7 @@ class _Table(Generic[R]):
         self.rows: dict[str, R] = {}
         self.unique: dict[str, dict[tuple[Any, ...], str]] = {k.name: {} for k in spec.unique}
         self.indexes: dict[tuple[str, ...], dict[tuple[Any, ...], set[str]]] = {f: {} for f in spec.indexes}
+        self._index_getters = [(self.indexes[f], _getter(f)) for f in spec.indexes]
 
     def check_unique(self, record: R, ignore_id: str | None = None) -> None:
         for key in self.spec.unique:
@@ -52,8 +61,8 @@ class _Table(Generic[R]):
         for key in self.spec.unique:
             if key.applies_to(record):
                 self.unique[key.name][key.value(record)] = rid
-        for fields, index in self.indexes.items():
-            index.setdefault(tuple(getattr(record, f) for f in fields), set()).add(rid)
+        for index, get in self._index_getters:
+            index.setdefault(get(record), set()).add(rid)
 
     def drop(self, record: R) -> None:
         rid: str = getattr(record, "id")  # noqa: B009
@@ -63,8 +72,8 @@ class _Table(Generic[R]):
                 values = self.unique[key.name]
                 if values.get(key.value(record)) == rid:
                     del values[key.value(record)]
-        for fields, index in self.indexes.items():
-            value = tuple(getattr(record, f) for f in fields)
+        for index, get in self._index_getters:
+            value = get(record)
             ids = index.get(value)
             if ids is not None:
                 ids.discard(rid)
