@@ -100,6 +100,12 @@ class StoreUnavailable(TransientError):
     code = "store_unavailable"
 
 
+class QueueUnavailable(TransientError):
+    """The queue service cannot be reached or answered with a server error; retry later."""
+
+    code = "queue_unavailable"
+
+
 class ThrottledError(TransientError):
     """A service asked us to slow down."""
 
