@@ -32,6 +32,7 @@ __all__ = ["CONTROL_TYPES", "Envelope", "Unwrapped", "unwrap", "unwrap_body"]
 CONTROL_TYPES = frozenset({"SubscriptionConfirmation", "UnsubscribeConfirmation"})
 
 _SNS_TYPES = CONTROL_TYPES | {"Notification"}
+_SES_TOPIC_CHECK = "Successfully validated SNS topic"
 _MAX_DEPTH = 4
 
 
@@ -44,7 +45,8 @@ class Envelope:
     kind: str
     #: The provider body's format: ``json`` or ``form``.
     body_format: str
-    #: The provider's body text, after SNS / API Gateway unwrapping and base64 decoding.
+    #: The provider's body text, exactly as received after SNS / API Gateway
+    #: unwrapping and base64 decoding (signatures cover these exact bytes).
     raw_body: str
     #: HTTP headers with lower-cased names; empty when the transport had none.
     headers: Mapping[str, str] = attrs.field(factory=dict)
@@ -196,12 +198,16 @@ def unwrap_body(
             if value["Type"] in CONTROL_TYPES:
                 envelope = _envelope(outer, "json", message_text, queue_message)
                 return Unwrapped(envelope=envelope, control=str(value["Type"]))
+            if message_text.startswith(_SES_TOPIC_CHECK):
+                # SES confirms a new event destination with this plain-text notification.
+                envelope = _envelope(outer, "json", message_text, queue_message)
+                return Unwrapped(envelope=envelope, control="SesTopicValidation")
             return unwrap_body(message_text, queue_message, _depth=_depth + 1, _outer=outer)
         if _is_apigw(value) and "apigw" not in outer:
             inner_text, facts = _apigw_request(value)
             outer.update(facts, apigw=True, kind=outer.get("kind", facts["kind"]), field=f"{field}.body")
             return unwrap_body(inner_text, queue_message, _depth=_depth + 1, _outer=outer)
-        envelope = _envelope(outer, "json", text, queue_message)
+        envelope = _envelope(outer, "json", body, queue_message)
         if isinstance(value, list):
             if not value:
                 return Unwrapped(envelope=envelope, control="empty_list")
@@ -210,7 +216,7 @@ def unwrap_body(
             return Unwrapped(envelope=envelope, items=(value,))
         raise InvalidPayload(f"expected a JSON object or list, got {type(value).__name__}", field=field)
     pairs = _parse_form(text, field)
-    envelope = _envelope(outer, "form", text, queue_message, form=pairs)
+    envelope = _envelope(outer, "form", body, queue_message, form=pairs)
     return Unwrapped(envelope=envelope, items=(dict(pairs),))
 
 

@@ -387,7 +387,7 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
             if unwrapped.control is not None:
                 self._record_ignored(uow, message, unwrapped.control, item)
                 return self._outcome(message, item, "ignored")
-            self.authenticate(unwrapped.envelope)
+            self._guard(self.authenticate, unwrapped.envelope)
         except PermanentError as error:
             self._record_failure(uow, message, 0, error, None, item)
             return self._outcome(message, item, "rejected")

@@ -15,12 +15,21 @@ TWILIO_FORM = "MessageSid=SM1&From=%2B14155550100&To=%2B14155550199&Body=Hello+t
 
 def apigw_v1(body, *, b64=False, headers=None):
     return {
-        "resource": "/sms", "path": "/sms", "httpMethod": "POST",
-        "headers": headers or {"Host": "abc.execute-api.us-east-1.amazonaws.com",
-                               "Content-Type": "application/x-www-form-urlencoded",
-                               "X-Twilio-Signature": "sig"},
+        "resource": "/sms",
+        "path": "/sms",
+        "httpMethod": "POST",
+        "headers": headers
+        or {
+            "Host": "abc.execute-api.us-east-1.amazonaws.com",
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": "sig",
+        },
         "queryStringParameters": {"k": "v w"},
-        "requestContext": {"path": "/prod/sms", "stage": "prod", "domainName": "abc.execute-api.us-east-1.amazonaws.com"},
+        "requestContext": {
+            "path": "/prod/sms",
+            "stage": "prod",
+            "domainName": "abc.execute-api.us-east-1.amazonaws.com",
+        },
         "body": base64.b64encode(body.encode()).decode() if b64 else body,
         "isBase64Encoded": b64,
     }
@@ -57,10 +66,14 @@ def test_api_gateway_v1(b64):
 def test_api_gateway_v2_json_body(b64):
     body = json.dumps({"event": "delivered"})
     event = {
-        "version": "2.0", "routeKey": "POST /hook", "rawPath": "/hook", "rawQueryString": "bodySHA256=abc",
+        "version": "2.0",
+        "routeKey": "POST /hook",
+        "rawPath": "/hook",
+        "rawQueryString": "bodySHA256=abc",
         "headers": {"host": "hooks.example.com", "content-type": "application/json"},
         "requestContext": {"http": {"method": "POST", "path": "/hook"}, "domainName": "hooks.example.com"},
-        "body": base64.b64encode(body.encode()).decode() if b64 else body, "isBase64Encoded": b64,
+        "body": base64.b64encode(body.encode()).decode() if b64 else body,
+        "isBase64Encoded": b64,
     }
     u = unwrap_body(json.dumps(event))
     assert u.envelope.kind == "apigw_v2"
@@ -70,8 +83,14 @@ def test_api_gateway_v2_json_body(b64):
 
 
 def test_sns_notification_with_json_and_form_messages():
-    note = {"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:1:t",
-            "Message": json.dumps({"notificationType": "Bounce"}), "Signature": "s", "SignatureVersion": "1"}
+    note = {
+        "Type": "Notification",
+        "MessageId": "m",
+        "TopicArn": "arn:aws:sns:us-east-1:1:t",
+        "Message": json.dumps({"notificationType": "Bounce"}),
+        "Signature": "s",
+        "SignatureVersion": "1",
+    }
     u = unwrap_body(json.dumps(note))
     assert u.envelope.kind == "sns" and u.envelope.sns["TopicArn"].endswith(":t")
     assert u.items == ({"notificationType": "Bounce"},)
@@ -94,10 +113,16 @@ def test_sns_control_messages(kind):
         ('"text"', "body"),
         ("{", "body"),
         ("just words", "body"),
-        (json.dumps({"Type": "Notification", "MessageId": "m", "TopicArn": "t", "Message": 5}), "body.Message"),
+        (
+            json.dumps({"Type": "Notification", "MessageId": "m", "TopicArn": "t", "Message": 5}),
+            "body.Message",
+        ),
         (json.dumps({"requestContext": {}, "body": None}), "body"),
         (json.dumps({"requestContext": {}, "body": "!!", "isBase64Encoded": True}), "body"),
-        (json.dumps({"Type": "Notification", "MessageId": "m", "TopicArn": "t", "Message": "{oops"}), "body.Message"),
+        (
+            json.dumps({"Type": "Notification", "MessageId": "m", "TopicArn": "t", "Message": "{oops"}),
+            "body.Message",
+        ),
     ],
 )
 def test_garbage_names_the_field(body, field):
@@ -127,7 +152,9 @@ def test_arbitrary_bytes_never_raise_anything_else(data):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -147,6 +174,31 @@ def test_arbitrary_json_never_raises_anything_else(value):
 )
 def test_arbitrary_envelopes_never_raise_anything_else(sns_type, message, b64, body):
     _check(json.dumps({"Type": sns_type, "MessageId": "m", "TopicArn": "t", "Message": message}))
-    _check(json.dumps({"requestContext": {"http": body}, "version": "2.0", "body": body, "isBase64Encoded": b64,
-                       "headers": message}))
+    _check(
+        json.dumps(
+            {
+                "requestContext": {"http": body},
+                "version": "2.0",
+                "body": body,
+                "isBase64Encoded": b64,
+                "headers": message,
+            }
+        )
+    )
     _check(json.dumps({"requestContext": message, "body": json.dumps(body), "headers": body}))
+
+
+def test_ses_topic_validation_notification_is_control():
+    note = {
+        "Type": "Notification",
+        "MessageId": "m",
+        "TopicArn": "t",
+        "Message": "Successfully validated SNS topic for Amazon SES event publishing.",
+    }
+    assert unwrap_body(json.dumps(note)).control == "SesTopicValidation"
+
+
+def test_raw_body_is_kept_exactly():
+    body = '[{"event": "open"}]\r\n'
+    assert unwrap_body(body).envelope.raw_body == body
+    assert unwrap_body("a=1&b=2\n").envelope.raw_body == "a=1&b=2\n"

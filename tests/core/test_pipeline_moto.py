@@ -9,7 +9,13 @@ from commproc_core.errors import ThrottledError
 from commproc_core.queues import SQSQueue
 from commproc_core.stores import MemoryStore
 from commproc_core.testing import ExampleProcessor, assert_stats, table_counts
-from commproc_core.testing.moto import aws_env, create_queue_with_dlq, moto_endpoint, moto_server_url, sqs_client  # noqa: F401
+from commproc_core.testing.moto import (
+    aws_env,
+    create_queue_with_dlq,
+    moto_endpoint,
+    moto_server_url,
+    sqs_client,
+)  # noqa: F401
 
 
 def body(i, **extra):
@@ -48,7 +54,9 @@ def test_mixed_batch_end_to_end(sqs):
         sqs.send_message(QueueUrl=queues.queue_url, MessageBody=b)
 
     stats = processor.process_messages(max_messages=10, wait_time=1)
-    assert_stats(stats, received=6, processed=2, failed=2, duplicates=1, deleted=5, retried=1, delete_failed=0)
+    assert_stats(
+        stats, received=6, processed=2, failed=2, duplicates=1, deleted=5, retried=1, delete_failed=0
+    )
     assert attrs_of(sqs, queues.queue_url) == (0, 1)  # only the transient one is left, in flight
     counts = table_counts(store)
     assert counts["events"] == 4 and counts["messages"] == 2 and counts["leads"] == 2
@@ -71,8 +79,9 @@ def test_mixed_batch_end_to_end(sqs):
 def test_redelivery_after_crash_applies_once(sqs):
     queues = create_queue_with_dlq(sqs, "crashy", max_receive_count=5)
     store = MemoryStore()
-    processor = ExampleProcessor(queue=SQSQueue(queues.queue_url, client=sqs), store=store,
-                                 config={"visibility_timeout": 1})
+    processor = ExampleProcessor(
+        queue=SQSQueue(queues.queue_url, client=sqs), store=store, config={"visibility_timeout": 1}
+    )
     for i in range(5):
         for _ in range(2):  # every message delivered twice, as SQS may
             sqs.send_message(QueueUrl=queues.queue_url, MessageBody=body(i))

@@ -1,0 +1,1 @@
+"""One module per provider: its documented payload as wire classes, and its normalizer."""
