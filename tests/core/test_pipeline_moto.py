@@ -10,10 +10,7 @@ from commproc_core.queues import SQSQueue
 from commproc_core.stores import MemoryStore
 from commproc_core.testing import ExampleProcessor, assert_stats, table_counts
 from commproc_core.testing.moto import (
-    aws_env,
     create_queue_with_dlq,
-    moto_endpoint,
-    moto_server_url,
     sqs_client,
 )  # noqa: F401
 
