@@ -4,6 +4,7 @@ The names below are the public API; everything else may change between
 releases.
 """
 
+from commproc_core.agents import AgentResponderError, OpenAIChatResponder, TemplateResponder
 from commproc_core.config import AgentConfig, ChannelSettings, parse_settings
 from commproc_core.envelope import Envelope
 from commproc_core.errors import (
@@ -21,6 +22,7 @@ from commproc_core.errors import (
     UnknownEventShape,
 )
 from commproc_core.factory import ProcessorFactory
+from commproc_core.outbox import OutboxDispatcher, SendError
 from commproc_core.processor import BaseChannelProcessor, EventPayload, ProviderEvent
 from commproc_core.stats import BatchReport, MessageOutcome, ProcessingStats
 
@@ -28,6 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AgentConfig",
+    "AgentResponderError",
     "BaseChannelProcessor",
     "BatchReport",
     "ChannelLoadError",
@@ -40,12 +43,16 @@ __all__ = [
     "EventPayload",
     "InvalidPayload",
     "MessageOutcome",
+    "OpenAIChatResponder",
+    "OutboxDispatcher",
     "PermanentError",
     "ProcessingStats",
     "ProcessorFactory",
     "ProviderEvent",
+    "SendError",
     "SignatureError",
     "StoreUnavailable",
+    "TemplateResponder",
     "TransientError",
     "UniqueViolation",
     "UnknownEventShape",

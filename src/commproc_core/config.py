@@ -8,8 +8,11 @@ field path (``$.agent_config.prompt``), never silently coerced.
 
 from __future__ import annotations
 
+import typing
+from collections import abc
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, TypeVar, Union
 
 import attrs
 import cattrs
@@ -104,10 +107,29 @@ def settings_converter() -> cattrs.Converter:
 _CONVERTER = settings_converter()
 
 
+def _describe(exc: BaseException, type_: Any) -> str:
+    # A settings class's own check (an attrs validator or __attrs_post_init__)
+    # explains itself; keep its words instead of cattrs' bare "invalid value".
+    if type(exc) is ValueError and str(exc):
+        return f"invalid value: {exc}"
+    return cattrs.v.format_exception(exc, type_)
+
+
 def _problems(exc: BaseException) -> list[str]:
     if isinstance(exc, (ClassValidationError, ForbiddenExtraKeysError)):
-        return cattrs.transform_error(exc, path="config")
+        return cattrs.transform_error(exc, path="config", format_exception=_describe)
     return [f"{exc} @ config"]
+
+
+def _is_collection(type_: Any) -> bool:
+    candidates = [
+        type_,
+        *(getattr(type_, "__args__", ()) if typing.get_origin(type_) in (Union, UnionType) else ()),
+    ]
+    return any(
+        typing.get_origin(t) in (list, tuple, set, frozenset, abc.Sequence, abc.Set, abc.MutableSequence)
+        for t in candidates
+    )
 
 
 def _check_values(cls: type[Any], raw: Mapping[str, Any], path: str) -> list[str]:
@@ -124,6 +146,9 @@ def _check_values(cls: type[Any], raw: Mapping[str, Any], path: str) -> list[str
             message = check(value)
             if message:
                 problems.append(f"{message} @ {path}.{field.name}")
+        if isinstance(value, (str, bytes)) and _is_collection(field.type):
+            # cattrs would happily split "STOP" into S, T, O, P.
+            problems.append(f"expected a list, got a string @ {path}.{field.name}")
         nested = [t for t in (*getattr(field.type, "__args__", ()), field.type) if attrs.has(t)]
         if nested and isinstance(value, Mapping):
             problems.extend(_check_values(nested[0], value, f"{path}.{field.name}"))

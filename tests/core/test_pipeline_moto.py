@@ -9,10 +9,7 @@ from commproc_core.errors import ThrottledError
 from commproc_core.queues import SQSQueue
 from commproc_core.stores import MemoryStore
 from commproc_core.testing import ExampleProcessor, assert_stats, table_counts
-from commproc_core.testing.moto import (
-    create_queue_with_dlq,
-    sqs_client,
-)  # noqa: F401
+from commproc_core.testing.moto import create_queue_with_dlq, sqs_client
 
 
 def body(i, **extra):
@@ -26,7 +23,7 @@ def attrs_of(client, url):
 
 
 @pytest.fixture(params=["in-process", "http-server"])
-def sqs(request, aws_env):  # noqa: F811
+def sqs(request, aws_env):
     if request.param == "in-process":
         from moto import mock_aws
 

@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 from email_support import payload
 
-from commproc_core.testing.moto import aws_env  # noqa: F401 - a pytest fixture
-
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "email.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 

@@ -10,7 +10,6 @@ import pytest
 from email_support import load, payload
 
 from commproc_core.stores.sql import SQLStore
-from commproc_core.testing.moto import aws_env  # noqa: F401 - a pytest fixture
 
 
 @pytest.fixture

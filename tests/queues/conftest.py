@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from commproc_core.testing.moto import aws_env, moto_endpoint, moto_server_url, moto_sqs  # noqa: F401
-
 
 class ManualClock:
     """Monotonic seconds that move only when a test says so."""

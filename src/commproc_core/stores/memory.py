@@ -34,7 +34,7 @@ def _getter(fields: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
     if len(fields) == 1:
         single = operator.attrgetter(fields[0])
         return lambda record: (single(record),)
-    return operator.attrgetter(*fields)  # type: ignore[return-value]
+    return operator.attrgetter(*fields)
 
 
 class _Table(Generic[R]):

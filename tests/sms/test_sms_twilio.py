@@ -1,0 +1,289 @@
+"""Structuring Twilio's webhook parameters (twilio.py) and classifying events (events.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sms_support import ACCOUNT, inbound, payload, status
+
+from commproc_core.errors import InvalidPayload, PermanentError, UnknownEventShape
+from commproc_sms.events import (
+    STATUS_RANKS,
+    advances,
+    build_event,
+    inbound_dedupe_key,
+    parse_dlr_date,
+    status_dedupe_key,
+    status_rank,
+)
+from commproc_sms.twilio import INBOUND, STATUS, TwilioInbound, TwilioStatus, determine_kind, parse_twilio
+
+#: Every MessageStatus value Twilio documents.
+DOCUMENTED_STATUSES = (
+    "accepted",
+    "scheduled",
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "undelivered",
+    "failed",
+    "read",
+    "canceled",
+    "receiving",
+    "received",
+    "partially_delivered",
+)
+
+
+def test_inbound_sms_form_from_twilio_docs():
+    parsed = parse_twilio(payload("inbound_sms.form"))
+    assert isinstance(parsed, TwilioInbound)
+    assert parsed.message_sid == "SM0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+    assert parsed.account_sid == ACCOUNT
+    assert parsed.messaging_service_sid == "MG00112233445566778899aabbccddeeff"
+    assert (parsed.from_, parsed.to) == ("+14155550123", "+14155550199")
+    assert parsed.body == "Hi there! Is the offer still on?"
+    assert (parsed.num_media, parsed.num_segments) == (0, 1)
+    assert (parsed.from_city, parsed.from_state, parsed.from_zip, parsed.from_country) == (
+        "SAN FRANCISCO",
+        "CA",
+        "94105",
+        "US",
+    )
+    assert parsed.sms_status == "received"
+    # The deprecated copies are kept as unknown parameters, not lost.
+    assert parsed.extra["SmsSid"] == parsed.message_sid
+    assert parsed.extra["SmsMessageSid"] == parsed.message_sid
+
+
+def test_json_numbers_become_text_and_counts():
+    parsed = parse_twilio(payload("inbound_sms_numbers.json"))
+    assert isinstance(parsed, TwilioInbound)
+    assert parsed.from_ == "14155550124"
+    assert parsed.to == "14155550199"
+    assert parsed.from_zip == "94105"
+    assert parsed.num_media == 0 and parsed.num_segments == 1
+    # An empty optional parameter is treated as absent.
+    assert parsed.to_city is None
+    assert "AddOns" in parsed.extra
+
+
+def test_mms_media_in_order():
+    parsed = parse_twilio(payload("inbound_mms.json"))
+    assert isinstance(parsed, TwilioInbound)
+    assert parsed.num_media == 2
+    assert [m.content_type for m in parsed.media] == ["image/jpeg", "image/png"]
+    assert parsed.media[0].url.endswith("/Media/ME00000000000000000000000000000000")
+    assert build_event(parsed).channel == "mms"
+
+
+def test_media_numbering_sorted_numerically():
+    data = inbound("", NumMedia="11")
+    for i in range(11):
+        data[f"MediaUrl{i}"] = f"https://media.example/{i}"
+    parsed = parse_twilio(data)
+    assert isinstance(parsed, TwilioInbound)
+    assert [m.url for m in parsed.media] == [f"https://media.example/{i}" for i in range(11)]
+    assert all(m.content_type is None for m in parsed.media)
+
+
+def test_whatsapp_inbound():
+    parsed = parse_twilio(payload("inbound_whatsapp.form"))
+    assert isinstance(parsed, TwilioInbound)
+    assert parsed.profile_name == "Ana" and parsed.wa_id == "447700900123"
+    assert parsed.message_type == "text"
+    event = build_event(parsed)
+    assert event.channel == "whatsapp"
+    assert event.sender.kind == "e164" and event.sender.whatsapp
+    assert event.sender.canonical == "whatsapp:+447700900123"
+    assert parsed.extra["ReferralNumMedia"] == "0"
+
+
+def test_advanced_opt_out_type():
+    parsed = parse_twilio(payload("inbound_advanced_opt_out.form"))
+    assert isinstance(parsed, TwilioInbound)
+    assert parsed.opt_out_type == "STOP"
+
+
+def test_legacy_sms_sid_only():
+    data = inbound("hello")
+    data["SmsSid"] = data.pop("MessageSid")
+    parsed = parse_twilio(data)
+    assert parsed.message_sid == data["SmsSid"]
+
+
+def test_unknown_parameters_are_kept_not_rejected():
+    parsed = parse_twilio(inbound("hi", BrandNewParam="x", Nested={"a": [1, 2]}))
+    assert parsed.extra["BrandNewParam"] == "x"
+    assert parsed.extra["Nested"] == {"a": [1, 2]}
+
+
+@pytest.mark.parametrize("value", DOCUMENTED_STATUSES)
+def test_every_documented_status_parses_and_ranks(value):
+    data = status("SM" + "a" * 32, value)
+    if value in ("received", "receiving"):
+        # An inbound message reports these too; a callback has no Body.
+        assert determine_kind(data) == STATUS
+    parsed = parse_twilio(data)
+    assert isinstance(parsed, TwilioStatus)
+    assert parsed.message_status == value
+    assert value in STATUS_RANKS
+    event = build_event(parsed)
+    assert event.dedupe_key == f"twilio:status:{'SM' + 'a' * 32}:{value}:"
+
+
+def test_status_with_error_and_dlr_date():
+    parsed = parse_twilio(payload("status_undelivered.form"))
+    assert isinstance(parsed, TwilioStatus)
+    assert parsed.error_code == "30003"
+    assert parse_dlr_date(parsed.raw_dlr_done_date) == datetime(2026, 1, 1, 12, 3, tzinfo=timezone.utc)
+    event = build_event(parsed)
+    assert event.dedupe_key.endswith(":undelivered:30003")
+
+
+def test_error_code_as_json_number():
+    parsed = parse_twilio(status("SM" + "b" * 32, "failed", ErrorCode=30008))
+    assert isinstance(parsed, TwilioStatus)
+    assert parsed.error_code == "30008"
+
+
+def test_whatsapp_read_receipt():
+    parsed = parse_twilio(payload("status_whatsapp_read.form"))
+    assert isinstance(parsed, TwilioStatus)
+    event = build_event(parsed)
+    assert (event.channel, event.status, parsed.event_type) == ("whatsapp", "read", "READ")
+
+
+def test_mm_sid_status_is_mms():
+    assert build_event(parse_twilio(status("MM" + "c" * 32, "sent"))).channel == "mms"
+
+
+def test_inbound_with_received_message_status_is_inbound():
+    data = inbound("hello", MessageStatus="received")
+    assert determine_kind(data) == INBOUND
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({k: v for k, v in inbound("x").items() if k != "From"}, "From"),
+        ({k: v for k, v in inbound("x").items() if k != "AccountSid"}, "AccountSid"),
+        ({k: v for k, v in inbound("x").items() if k != "MessageSid"}, "MessageSid"),
+        (
+            {k: v for k, v in status("SM" + "d" * 32, "sent").items() if k not in ("MessageSid", "SmsSid")},
+            "MessageSid",
+        ),
+        (inbound("x", NumMedia="two"), "NumMedia"),
+        (inbound("x", NumMedia="-1"), "NumMedia"),
+        (inbound("x", NumMedia=True), "NumMedia"),
+        (inbound("x", From={"number": "+14155550100"}), "From"),
+        (inbound("x", Body=["a", "b"]), "Body"),
+        (inbound("x", MessageSid="not a sid!"), "MessageSid"),
+        (inbound("x", MediaUrl0=["x"]), "MediaUrl0"),
+    ],
+)
+def test_malformed_fields_name_the_parameter(data, field):
+    with pytest.raises(InvalidPayload) as caught:
+        parse_twilio(data)
+    assert caught.value.field == field
+    assert field in caught.value.detail
+
+
+def test_errors_never_carry_the_values():
+    with pytest.raises(InvalidPayload) as caught:
+        parse_twilio(inbound("secret body", From=["+14155550100"], NumMedia="lots"))
+    text = str(caught.value)
+    assert "+14155550100" not in text and "secret body" not in text and "lots" not in text
+    assert "From" in text and "NumMedia" in text
+
+
+def test_all_missing_fields_reported_at_once():
+    with pytest.raises(InvalidPayload) as caught:
+        parse_twilio({"Body": "hi"})
+    for name in ("MessageSid", "AccountSid", "From", "To"):
+        assert f"{name}: required field missing" in caught.value.detail
+
+
+@pytest.mark.parametrize("data", [{}, {"foo": "bar"}, {"AccountSid": ACCOUNT, "MessageSid": "SM1"}])
+def test_unknown_shape(data):
+    with pytest.raises(UnknownEventShape):
+        parse_twilio(data)
+
+
+@pytest.mark.parametrize("data", [[], "text", 42, None])
+def test_not_an_object(data):
+    with pytest.raises(InvalidPayload):
+        parse_twilio(data)
+
+
+def test_dedupe_keys():
+    assert inbound_dedupe_key("SM1") == "twilio:in:SM1"
+    assert status_dedupe_key("SM1", "failed", "30003") != status_dedupe_key("SM1", "failed", None)
+    assert status_dedupe_key("SM1", "sent", None) != status_dedupe_key("SM1", "delivered", None)
+
+
+def test_status_ranks_follow_the_lifecycle():
+    order = ["scheduled", "queued", "sending", "sent", "delivered", "read"]
+    assert [status_rank(s) for s in order] == sorted(status_rank(s) for s in order)
+    assert status_rank("accepted") == status_rank("scheduled")
+    assert {status_rank(s) for s in ("delivered", "undelivered", "failed", "canceled")} == {4}
+    assert advances(None, "queued") and advances("pending", "sent") and advances("sending", "sent")
+    assert not advances("sending", "queued")
+    assert not advances("delivered", "sent")
+    assert not advances("delivered", "failed")  # the first terminal status wins
+    assert advances("delivered", "read")
+    assert not advances("queued", "made_up_status")
+
+
+@pytest.mark.parametrize("raw", [None, "", "26010112", "2613011200", "abcdefghij", "２６０１０１１２００"])
+def test_bad_dlr_dates_are_none(raw):
+    assert parse_dlr_date(raw) is None
+
+
+_KEYS = st.sampled_from(
+    [
+        "MessageSid",
+        "SmsSid",
+        "AccountSid",
+        "From",
+        "To",
+        "Body",
+        "NumMedia",
+        "NumSegments",
+        "MessageStatus",
+        "ErrorCode",
+        "MediaUrl0",
+        "MediaContentType0",
+        "MediaUrl12",
+        "OptOutType",
+        "FromCountry",
+        "SmsStatus",
+        "Other",
+    ]
+)
+_VALUES = st.one_of(
+    st.text(max_size=20),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.none(),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.just("9" * 5000),
+    st.just("SM" + "0" * 32),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(_KEYS, _VALUES, max_size=10))
+def test_anything_is_parsed_or_a_permanent_error(data):
+    try:
+        parsed = parse_twilio(data)
+    except PermanentError as error:
+        assert error.field
+    else:
+        build_event(parsed)
