@@ -12,12 +12,13 @@ import sys
 from collections.abc import Sequence
 
 from commproc_core import __version__
-from commproc_core.cli import channels
-from commproc_core.errors import CommprocError
+from commproc_core.cli import channels, db, demo, replay, run, stats
+from commproc_core.cli._common import logging_restored
+from commproc_core.errors import ChannelNotFound, CommprocError, ConfigError
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (channels,)
+_COMMANDS = (run, demo, replay, channels, db, stats)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,10 +41,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        code: int = handler(args)
+        with logging_restored():
+            code: int = handler(args)
+    except (ConfigError, ChannelNotFound) as exc:
+        print(f"commproc: error: {exc}", file=sys.stderr)
+        return 2
     except CommprocError as exc:
         print(f"commproc: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
     return code
 
 

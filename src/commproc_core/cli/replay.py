@@ -1,0 +1,153 @@
+"""``commproc replay`` and ``commproc inspect``: captured queue message bodies through a processor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from commproc_core.cli._common import configure_logging
+from commproc_core.errors import ConfigError
+
+__all__ = ["register"]
+
+REPLAY_DESCRIPTION = """\
+Process each file (or every file of a folder, in name order) as one queue
+message body, in order, through CHANNEL's processor: how to re-drive a DLQ
+dump or try a payload you captured. Nothing is read from or deleted on a queue.
+
+Without --database the records go to a throw-away SQLite file. With --json
+each input gives one line:
+  {"source": FILE, "outcome": "processed"|"duplicate"|"rejected"|"ignored"|"failed",
+   "reason": ERROR_CODE|null, "events": [...]}
+
+Exit codes: 0 every input processed, duplicate or ignored; 1 some input was
+rejected or failed; 2 bad usage or configuration."""
+
+INSPECT_DESCRIPTION = """\
+Run one queue message body through CHANNEL's processor against an in-memory
+store and show what it would record; nothing is written anywhere.
+
+Exit codes: 0 the payload would be processed (or is ignored); 1 it would be
+rejected or fail; 2 bad usage or configuration."""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("channel", metavar="CHANNEL", help="channel type (sms, email, ...)")
+    parser.add_argument("--config", metavar="FILE", help="the channel's config, as a JSON or .toml file")
+    parser.add_argument(
+        "--processor",
+        dest="processors",
+        metavar="NAME=MODULE:CLASS",
+        action="append",
+        default=[],
+        help="serve channel type NAME with a processor class not installed as a plugin",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per input line")
+
+
+def register(subparsers: Any) -> None:
+    replay = subparsers.add_parser(
+        "replay",
+        help="process saved queue message bodies (files or folders) through a channel",
+        description=REPLAY_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(replay)
+    replay.add_argument("paths", metavar="PATH", nargs="+", help="a body file, or a folder of them")
+    replay.add_argument(
+        "--database", metavar="URL", help="store the records here (default: a throw-away SQLite file)"
+    )
+    replay.set_defaults(handler=run_replay)
+    inspect = subparsers.add_parser(
+        "inspect",
+        help="show what one queue message body would record, writing nothing",
+        description=INSPECT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(inspect)
+    inspect.add_argument("paths", metavar="FILE", nargs=1, help="the queue message body")
+    inspect.set_defaults(handler=run_inspect, database=None)
+
+
+@contextmanager
+def _store(url: str | None, *, memory: bool) -> Iterator[Any]:
+    if memory:
+        from commproc_core.stores import MemoryStore
+
+        yield MemoryStore()
+        return
+    from commproc_core.stores.sql import open_store
+
+    folder = None
+    if url is None:
+        folder = tempfile.mkdtemp(prefix="commproc-replay-")
+        url = f"sqlite:///{Path(folder) / 'replay.db'}"
+    store = open_store(url)
+    try:
+        yield store
+    finally:
+        store.close()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _processor(args: argparse.Namespace, store: Any) -> Any:
+    from commproc_core.factory import ProcessorFactory
+    from commproc_core.settings import load_channel_config, parse_processor_spec
+    from commproc_core.worker import load_object
+
+    factory = ProcessorFactory(store)
+    for text in args.processors:
+        try:
+            name, target = parse_processor_spec(text)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        factory.register_processor(name, load_object(target))
+    config = load_channel_config(args.config) if args.config else {}
+    return factory.get_processor(args.channel, None, config)
+
+
+def _human(result: Any) -> str:
+    kinds = ", ".join(f"{e['event_type']}{' (duplicate)' if e['duplicate'] else ''}" for e in result.events)
+    reason = f" [{result.reason}]" if result.reason else ""
+    return f"{result.source}: {result.outcome}{reason}" + (f": {kinds}" if kinds else "")
+
+
+def _run(args: argparse.Namespace, *, memory: bool) -> int:
+    from commproc_core.replay import read_inputs, replay_iter
+
+    configure_logging("WARNING")
+    inputs = read_inputs(args.paths)
+    bad = 0
+    with _store(args.database, memory=memory) as store:
+        processor = _processor(args, store)
+        try:
+            for result in replay_iter(processor, inputs):
+                bad += result.outcome in ("rejected", "failed")
+                if args.json:
+                    print(json.dumps(result.as_dict(), default=str), flush=True)
+                elif memory:
+                    print(json.dumps(result.as_dict(), indent=2, default=str))
+                else:
+                    print(_human(result), flush=True)
+        finally:
+            processor.close()
+    if not args.json and not memory:
+        where = args.database or "a throw-away database (pass --database URL to keep the records)"
+        print(f"{len(inputs)} input(s), {bad} rejected or failed; records in {where}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    return _run(args, memory=False)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    return _run(args, memory=True)

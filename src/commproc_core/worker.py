@@ -1,0 +1,458 @@
+"""The long-running worker: pollers per channel queue, graceful shutdown, backoff, health.
+
+Each channel processor gets ``pollers`` threads. A poller receives a batch
+(long polling with the channel's ``wait_time``), hands it to
+``processor.process_batch`` (one transaction, then DeleteMessageBatch), and
+loops. A receive or batch that fails puts that poller into exponential
+backoff with jitter; the other pollers, and every other channel, go on.
+
+Stopping (SIGTERM, SIGINT or :meth:`Worker.stop`) stops receiving. A receive
+already in flight cannot be cut short, so a poller finishes it, processes and
+acknowledges what it returned, and exits: shutdown takes at most the
+channel's ``wait_time`` plus one batch. The default 20 s wait keeps empty
+receives (and their cost) low; a shorter ``wait_time`` makes shutdown faster
+at the price of more empty receives. Both must stay well below the
+visibility timeout, and ``shutdown_timeout`` bounds the whole drain.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import FrameType
+from typing import Any
+
+import attrs
+
+from commproc_core.errors import (
+    ChannelLoadError,
+    ChannelNotFound,
+    CommprocError,
+    ConfigError,
+    DuplicateChannelError,
+    QueueError,
+)
+from commproc_core.metrics import HealthServer, WorkerMetrics, create_metrics
+from commproc_core.ports import Store
+from commproc_core.redact import redact
+from commproc_core.settings import ChannelSpec, WorkerSettings, channel_overrides
+
+__all__ = ["Worker", "build_processors", "load_object", "queue_name", "stored_channels"]
+
+log = logging.getLogger("commproc.worker")
+
+#: Pause after an empty receive when a channel polls with wait_time 0, so an
+#: idle worker does not spin.
+IDLE_PAUSE = 0.5
+
+
+def load_object(target: str) -> Any:
+    """The object named ``module:attribute``; ConfigError when it cannot be imported."""
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigError(f"expected module:attribute, got {target!r}")
+    try:
+        value: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            value = getattr(value, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot load {target!r}: {type(exc).__name__}: {exc}") from exc
+    return value
+
+
+def queue_name(queue_url: str | None) -> str:
+    """The last path segment of a queue URL: a metric label without the account id."""
+    return (queue_url or "-").rstrip("/").rsplit("/", 1)[-1] or "-"
+
+
+@attrs.define
+class _Poller:
+    processor: Any
+    channel: str
+    queue: str
+    thread: threading.Thread | None = None
+    failures: int = 0
+    batches: int = 0
+
+
+class Worker:
+    """Polls every processor's queue with ``pollers`` threads each until stopped.
+
+    ``store`` is used for readiness (defaults to the first processor's).
+    ``metrics`` defaults to :func:`~commproc_core.metrics.create_metrics`
+    when ``metrics_port`` is set, else to nothing. With a ``dispatcher``
+    (an :class:`~commproc_core.outbox.OutboxDispatcher`) a thread sends the
+    outbox every ``outbox_interval`` seconds while it is empty, continuously
+    while it is not. With ``owns_store`` (as :meth:`from_settings` sets it)
+    :meth:`drain` closes the store too.
+    """
+
+    def __init__(
+        self,
+        processors: Sequence[Any],
+        *,
+        store: Store | None = None,
+        pollers: int = 1,
+        shutdown_timeout: float = 30.0,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+        metrics: WorkerMetrics | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
+        depth_interval: float = 30.0,
+        dispatcher: Any = None,
+        outbox_interval: float = 1.0,
+        owns_store: bool = False,
+    ) -> None:
+        if not processors:
+            raise ConfigError("the worker has no channels to poll")
+        if pollers < 1:
+            raise ConfigError(f"pollers must be at least 1, got {pollers}")
+        self.processors = list(processors)
+        self.store: Store = store if store is not None else self.processors[0].store
+        self.pollers_per_queue = pollers
+        self.shutdown_timeout = shutdown_timeout
+        self.backoff_base = backoff_base
+        self.backoff_max = max(backoff_max, backoff_base)
+        if metrics is None:
+            metrics = create_metrics() if metrics_port is not None else WorkerMetrics()
+        self.metrics = metrics
+        self.depth_interval = depth_interval
+        self.dispatcher = dispatcher
+        self.outbox_interval = outbox_interval
+        self._owns_store = owns_store
+        self._metrics_address = None if metrics_port is None else (metrics_host, metrics_port)
+        self.http: HealthServer | None = None
+        self._stopping = threading.Event()
+        self._signals = 0
+        self._pollers: list[_Poller] = []
+        self._helpers: list[threading.Thread] = []
+        self._started = False
+
+    # -- building from settings ---------------------------------------------------
+
+    @classmethod
+    def from_settings(cls, settings: WorkerSettings, *, store: Store | None = None) -> Worker:
+        """A worker for ``settings``: store, SQS queues, channels, sender, metrics endpoint."""
+        from commproc_core.factory import ProcessorFactory
+
+        owns_store = store is None
+        if store is None:
+            from commproc_core.stores.sql import open_store
+
+            store = open_store(settings.database_url)
+        try:
+            sender = load_object(settings.sender)() if settings.sender else None
+            factory = ProcessorFactory(store, queue_factory=_sqs_factory(settings), sender=sender)
+            for name, target in settings.processors.items():
+                factory.register_processor(name, load_object(target))
+            specs = settings.channels or stored_channels(store)
+            processors = build_processors(factory, specs, channel_overrides(settings))
+            if not processors:
+                raise ConfigError(
+                    "no channel to poll: add one with `commproc channels add TYPE QUEUE_URL`, "
+                    "or pass --channel TYPE=QUEUE_URL or a [[channels]] table in --config"
+                )
+            dispatcher = None
+            if sender is not None:
+                from commproc_core.outbox import OutboxDispatcher
+
+                dispatcher = OutboxDispatcher(store, sender)
+            return cls(
+                processors,
+                store=store,
+                pollers=settings.pollers,
+                shutdown_timeout=settings.shutdown_timeout,
+                backoff_base=settings.backoff_base,
+                backoff_max=settings.backoff_max,
+                metrics_port=settings.metrics_port,
+                metrics_host=settings.metrics_host,
+                depth_interval=settings.depth_interval,
+                dispatcher=dispatcher,
+                outbox_interval=settings.outbox_interval,
+                owns_store=owns_store,
+            )
+        except BaseException:
+            if owns_store:
+                store.close()
+            raise
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the pollers (and the outbox, depth sampler and HTTP server, when configured)."""
+        if self._started:
+            raise RuntimeError("a Worker starts once")
+        self._started = True
+        if self._metrics_address is not None:
+            host, port = self._metrics_address
+            try:
+                self.http = HealthServer(
+                    host, port, metrics=self.metrics, live=self.liveness, ready=self.readiness
+                )
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot serve health and metrics on {host}:{port}: {exc.strerror or exc}"
+                ) from exc
+            self.http.start()
+            log.info("health and metrics on %s (/healthz /readyz /metrics)", self.http.url)
+        for processor in self.processors:
+            channel = str(getattr(processor, "channel_type", "") or type(processor).__name__)
+            for index in range(self.pollers_per_queue):
+                poller = _Poller(processor, channel, queue_name(processor.queue_url))
+                poller.thread = threading.Thread(
+                    target=self._poll, args=(poller,), name=f"commproc-{channel}-{index}", daemon=True
+                )
+                self._pollers.append(poller)
+        for poller in self._pollers:
+            assert poller.thread is not None
+            poller.thread.start()
+        if self.dispatcher is not None:
+            self._helper(self._dispatch_outbox, "commproc-outbox")
+        if self.metrics.enabled:
+            self._helper(self._sample_depths, "commproc-depth")
+        log.info(
+            "worker started: %d channel(s), %d poller(s) each: %s",
+            len(self.processors),
+            self.pollers_per_queue,
+            ", ".join(f"{p.channel}:{p.queue}" for p in self._pollers[:: self.pollers_per_queue]),
+        )
+
+    def _helper(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._helpers.append(thread)
+        thread.start()
+
+    def stop(self) -> None:
+        """Ask the worker to stop receiving; in-flight batches finish (see :meth:`drain`)."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Stop, wait for in-flight batches, release resources; False if time ran out first."""
+        self.stop()
+        deadline = time.monotonic() + (self.shutdown_timeout if timeout is None else timeout)
+        threads = [p.thread for p in self._pollers if p.thread is not None] + self._helpers
+        for thread in threads:
+            while thread.is_alive() and time.monotonic() < deadline and self._signals < 2:
+                thread.join(timeout=0.1)
+        stuck = [t.name for t in threads if t.is_alive()]
+        if stuck:
+            log.error(
+                "shutdown gave up waiting for %s; their messages return after the visibility timeout", stuck
+            )
+        if self.http is not None:
+            self.http.stop()
+        for processor in self.processors:
+            try:
+                processor.close()
+            except Exception as exc:
+                log.warning("closing the %s processor failed: %s", processor.channel_type, type(exc).__name__)
+        if self._owns_store and not stuck:
+            self.store.close()
+        return not stuck
+
+    def run(self, *, handle_signals: bool = True) -> int:
+        """Start, run until SIGTERM/SIGINT (or :meth:`stop`), drain; 0 on a clean stop, 1 otherwise.
+
+        A second signal during the drain gives up waiting.
+        """
+        previous = self._install_signals() if handle_signals else {}
+        try:
+            try:
+                self.start()
+            except BaseException:
+                self.drain(timeout=1)  # release what was set up (store, HTTP server)
+                raise
+            while not self._stopping.is_set():
+                if self._signals:
+                    log.info("stopping: finishing in-flight batches (up to %ss)", self.shutdown_timeout)
+                    self.stop()
+                    break
+                time.sleep(0.1)
+            clean = self.drain()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        log.info("worker stopped%s", "" if clean else " before in-flight work finished")
+        return 0 if clean else 1
+
+    def _install_signals(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            # Only a counter: taking a lock (Event.set) inside a signal handler can
+            # deadlock with the interrupted main thread; the run loop acts on it.
+            del signum, frame
+            self._signals += 1
+
+        return {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    # -- health ---------------------------------------------------------------------------
+
+    def _poller_status(self) -> dict[str, int]:
+        alive = sum(1 for p in self._pollers if p.thread is not None and p.thread.is_alive())
+        failing = sum(1 for p in self._pollers if p.failures)
+        return {"total": len(self._pollers), "alive": alive, "failing": failing}
+
+    def liveness(self) -> tuple[bool, Mapping[str, Any]]:
+        """Healthy while every poller thread runs (or the worker is stopping)."""
+        status = self._poller_status()
+        healthy = self._started and (self.stopping or status["alive"] == status["total"])
+        return healthy, {"pollers": status, "stopping": self.stopping}
+
+    def readiness(self) -> tuple[bool, Mapping[str, Any]]:
+        """Ready when started, not stopping, every poller alive and the store answers ``ping``."""
+        healthy, details = self.liveness()
+        try:
+            self.store.ping()
+            store_state = "ok"
+        except CommprocError as exc:
+            store_state = getattr(exc, "code", "unavailable")
+            healthy = False
+        return healthy and not self.stopping, {**details, "store": store_state}
+
+    # -- the threads --------------------------------------------------------------------
+
+    def _poll(self, poller: _Poller) -> None:
+        processor = poller.processor
+        settings = processor.settings
+        while not self._stopping.is_set():
+            try:
+                messages = processor.receive_messages(
+                    max_messages=settings.batch_size, wait_time=settings.wait_time
+                )
+            except Exception as exc:
+                self._trouble(poller, _error_code(exc), exc)
+                continue
+            if not messages:
+                self._recovered(poller)
+                if settings.wait_time == 0:
+                    self._stopping.wait(IDLE_PAUSE)
+                continue
+            # Even when a stop came during the receive, these messages are
+            # invisible to everyone else now: finish them rather than strand them.
+            try:
+                report = processor.process_batch(messages)
+            except Exception as exc:
+                self._trouble(poller, _error_code(exc), exc)
+                continue
+            poller.batches += 1
+            self.metrics.batch(poller.channel, poller.queue, messages, report)
+            if report.stats.retried == len(messages):
+                # Nothing of the batch was applied (store down, say): back off
+                # rather than receive and release messages in a tight loop.
+                self._trouble(poller, report.outcomes[0].reason or "retry", None)
+            else:
+                self._recovered(poller)
+
+    def backoff_delay(self, failures: int) -> float:
+        """Exponential delay for the ``failures``-th consecutive failure, capped, with jitter."""
+        ceiling: float = min(self.backoff_max, self.backoff_base * 2.0 ** min(failures - 1, 30))
+        # "Equal jitter": never below half the ceiling, so backoff really grows,
+        # while pollers that failed together spread out.
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 (jitter, not security)
+
+    def _trouble(self, poller: _Poller, code: str, exc: BaseException | None) -> None:
+        poller.failures += 1
+        self.metrics.poll_error(poller.channel, poller.queue, code)
+        delay = self.backoff_delay(poller.failures)
+        detail = f": {type(exc).__name__}: {redact(str(exc))[:300]}" if exc is not None else ""
+        level = logging.ERROR if isinstance(exc, QueueError) or poller.failures >= 5 else logging.WARNING
+        log.log(
+            level,
+            "%s poller on %s failed (%s, %d in a row)%s; retrying in %.1fs",
+            poller.channel,
+            poller.queue,
+            code,
+            poller.failures,
+            detail,
+            delay,
+        )
+        self._stopping.wait(delay)
+
+    def _recovered(self, poller: _Poller) -> None:
+        if poller.failures:
+            log.info(
+                "%s poller on %s recovered after %d failure(s)", poller.channel, poller.queue, poller.failures
+            )
+            poller.failures = 0
+
+    def _dispatch_outbox(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                counts = self.dispatcher.dispatch()
+            except Exception as exc:
+                failures += 1
+                log.warning("outbox dispatch failed: %s", type(exc).__name__)
+                self._stopping.wait(self.backoff_delay(failures))
+                continue
+            failures = 0
+            outcomes = attrs.asdict(counts)
+            self.metrics.outbox(outcomes)
+            if not any(outcomes.values()):
+                self._stopping.wait(self.outbox_interval)
+
+    def _sample_depths(self) -> None:
+        while True:
+            for processor in self.processors:
+                try:
+                    depth = processor.queue.approximate_depth()
+                except Exception as exc:  # a host's queue may raise; the sample is only skipped
+                    log.debug("depth of %s unavailable: %s", processor.queue_url, type(exc).__name__)
+                    continue
+                if depth is not None:
+                    channel = str(processor.channel_type)
+                    self.metrics.queue_depth(channel, queue_name(processor.queue_url), depth)
+            if self._stopping.wait(self.depth_interval):
+                return
+
+
+def _error_code(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, str) else type(exc).__name__
+
+
+def _sqs_factory(settings: WorkerSettings) -> Callable[[str], Any]:
+    def make(queue_url: str) -> Any:
+        from commproc_core.queues import SQSQueue
+
+        return SQSQueue(queue_url, region_name=settings.region, endpoint_url=settings.endpoint_url)
+
+    return make
+
+
+def stored_channels(store: Store) -> tuple[ChannelSpec, ...]:
+    """The active channel configurations of ``store``, oldest first."""
+    with store.unit_of_work() as uow:
+        configs = uow.channel_configs.find(is_active=True, order_by="created_at")
+    return tuple(
+        ChannelSpec(channel_type=c.channel_type, queue_url=c.queue_url, config=c.config) for c in configs
+    )
+
+
+def build_processors(factory: Any, specs: Sequence[ChannelSpec], overrides: Mapping[str, Any]) -> list[Any]:
+    """A processor per spec, ``overrides`` applied to each config.
+
+    As ``ProcessorFactory.get_all_processors`` does, a channel whose plugin
+    is missing or broken, or whose config is invalid, is logged and skipped.
+    """
+    processors = []
+    for spec in specs:
+        try:
+            processors.append(
+                factory.get_processor(spec.channel_type, spec.queue_url, {**spec.config, **overrides})
+            )
+        except (ChannelNotFound, ChannelLoadError, DuplicateChannelError, ConfigError) as exc:
+            log.error("channel %s on %s skipped: %s", spec.channel_type, queue_name(spec.queue_url), exc)
+    return processors
