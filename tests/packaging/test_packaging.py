@@ -97,6 +97,15 @@ def test_install_step_by_step(env, dist_dir: Path) -> None:
     assert both["supported"] == ["email", "sms"]
     assert all(both["typed"].values())
 
+    demo = subprocess.run(
+        [str(python.parent / "commproc"), "demo", "--database", f"sqlite:///{python.parent.parent}/demo.db"],
+        capture_output=True, text=True, cwd=python.parent.parent,
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert "sms: 10 queue messages: 8 events processed, 1 duplicate, 1 failed" in demo.stdout
+    assert "email: 9 queue messages: 8 events processed, 1 duplicate, 1 failed, 1 ignored" in demo.stdout
+    assert "failures by reason: email invalid_payload: 1, sms invalid_payload: 1" in demo.stdout
+
     pip(wheel(dist_dir, "commproc_voice_test"), wheel(dist_dir, "commproc_broken_test"))
     full = check()
     assert full["listed"] == ["broken", "email", "sms", "voice"]
