@@ -1,0 +1,339 @@
+"""The SQL store: units of work over one pooled connection each.
+
+A unit of work checks a connection out of the pool on its first statement
+and returns it when the ``with`` block ends. The transaction begins with
+that first statement (and again after each commit or rollback), a savepoint
+is an SQL SAVEPOINT, and leaving the block without commit rolls back.
+
+When the connection fails mid-transaction the unit of work raises
+StoreUnavailable and stays *broken*: every later call raises it too until
+:meth:`SQLUnitOfWork.rollback` or the end of the block. Without that, writes
+after the failure would start a fresh transaction and a later commit would
+store half a unit of work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Connection, CursorResult, Engine
+
+from commproc_core import model
+from commproc_core.errors import ConfigError, StoreUnavailable
+from commproc_core.ports import Repository, Store
+from commproc_core.stores.spec import TABLES
+from commproc_core.stores.sql.engine import (
+    connect,
+    describe,
+    engine_for,
+    is_unavailable,
+    map_unavailable,
+)
+from commproc_core.stores.sql.migrations import (
+    SCHEMA_VERSION,
+    UpgradeResult,
+    check_version,
+    read_version,
+    upgrade_schema,
+)
+from commproc_core.stores.sql.repository import SQLRepository, TableOps
+from commproc_core.stores.sql.schema import SQLSchema
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["SQLStore", "SQLUnitOfWork"]
+
+log = logging.getLogger("commproc.store")
+
+
+class SQLUnitOfWork:
+    """A transaction over a :class:`SQLStore`; use it in a ``with`` block."""
+
+    leads: Repository[model.Lead]
+    campaigns: Repository[model.Campaign]
+    campaign_participants: Repository[model.CampaignParticipant]
+    conversations: Repository[model.Conversation]
+    participants: Repository[model.Participant]
+    threads: Repository[model.Thread]
+    messages: Repository[model.Message]
+    events: Repository[model.CommunicationEvent]
+    processing_records: Repository[model.ProcessingRecord]
+    channel_configs: Repository[model.ChannelConfig]
+    consents: Repository[model.Consent]
+    agent_events: Repository[model.AgentEvent]
+    outbox: Repository[model.OutboundMessage]
+
+    def __init__(self, store: SQLStore) -> None:
+        self._store = store
+        self._conn: Connection | None = None
+        self._entered = False
+        self._broken = False
+        for name, ops in store._ops.items():
+            setattr(self, name, SQLRepository(self, ops))
+
+    # -- connection and errors -------------------------------------------------
+
+    def _connection(self) -> Connection:
+        if not self._entered:
+            raise RuntimeError("use the unit of work inside a `with` block")
+        if self._broken:
+            raise StoreUnavailable("the unit of work lost its database connection; roll back and retry")
+        if self._conn is None:
+            self._store._ensure_schema()
+            with map_unavailable("connect"):
+                self._conn = connect(self._store._engine)
+        return self._conn
+
+    def _lost(self, error: BaseException, why: str | None = None) -> StoreUnavailable:
+        """Give up the connection (and its transaction) after ``error``."""
+        self._broken = True
+        self._discard()
+        why = why or f"database unavailable: {describe(error)}"
+        log.warning("unit of work rolled back: %s", why)
+        return StoreUnavailable(why)
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.close()
+        except sa_exc.SQLAlchemyError:
+            # The connection is beyond saving; make sure the pool never hands it out again.
+            with suppress(sa_exc.SQLAlchemyError):
+                conn.invalidate()
+
+    def _execute(self, statement: Any, params: Mapping[str, Any] | None = None) -> CursorResult[Any]:
+        conn = self._connection()
+        try:
+            return conn.execute(statement, params)
+        except sa_exc.SQLAlchemyError as error:
+            if is_unavailable(error):
+                raise self._lost(error) from error
+            raise
+
+    @contextmanager
+    def _nested(self) -> Iterator[None]:
+        conn = self._connection()
+        try:
+            nested = conn.begin_nested()
+        except sa_exc.SQLAlchemyError as error:
+            if is_unavailable(error):
+                raise self._lost(error) from error
+            raise
+        try:
+            yield
+        except BaseException:
+            if not self._broken and nested.is_active:
+                try:
+                    nested.rollback()
+                except sa_exc.SQLAlchemyError as error:
+                    if not is_unavailable(error):
+                        raise
+                    # The original exception goes on; the unit of work is broken now.
+                    self._lost(error)
+            raise
+        if self._broken:
+            raise StoreUnavailable("the unit of work lost its database connection; roll back and retry")
+        if nested.is_active:
+            try:
+                nested.commit()
+            except sa_exc.SQLAlchemyError as error:
+                if is_unavailable(error):
+                    raise self._lost(error) from error
+                raise
+
+    # -- the UnitOfWork protocol ---------------------------------------------
+
+    def __enter__(self) -> SQLUnitOfWork:
+        if self._entered:
+            raise RuntimeError("this unit of work is already in use")
+        if self._store._serial is not None:
+            self._store._serial.acquire()
+        self._entered = True
+        self._broken = False
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._discard()  # closing a connection rolls back what was not committed
+        finally:
+            self._entered = False
+            self._broken = False
+            if self._store._serial is not None:
+                self._store._serial.release()
+
+    def commit(self) -> None:
+        if not self._entered:
+            raise RuntimeError("use the unit of work inside a `with` block")
+        if self._broken:
+            raise StoreUnavailable("the unit of work lost its database connection; roll back and retry")
+        conn = self._conn
+        if conn is None or not conn.in_transaction():
+            return
+        try:
+            conn.commit()
+        except sa_exc.SQLAlchemyError as error:
+            # Whether a commit that lost its connection took effect cannot be known;
+            # callers retry, and unique keys make the retry harmless.
+            if is_unavailable(error):
+                raise self._lost(error) from error
+            raise
+
+    def rollback(self) -> None:
+        if not self._entered:
+            raise RuntimeError("use the unit of work inside a `with` block")
+        self._broken = False
+        if self._conn is None:
+            return
+        try:
+            self._conn.rollback()
+        except sa_exc.SQLAlchemyError as error:
+            if not is_unavailable(error):
+                raise
+            self._discard()
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested transaction: an exception inside undoes only its writes, then propagates."""
+        return self._nested()
+
+
+def _memory_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
+
+
+class SQLStore:
+    """commproc records in SQLite or PostgreSQL, through SQLAlchemy Core.
+
+    ``url_or_engine`` is a URL (``sqlite:///commproc.db``,
+    ``postgresql://user@host/db``), an existing Engine (a host application's;
+    it is not disposed by :meth:`close`), or None for
+    ``$COMMPROC_DATABASE_URL``, then ``sqlite:///commproc.db``. ``schema``
+    (PostgreSQL) and ``table_prefix`` let the tables live in a host database.
+
+    The schema must be at :data:`SCHEMA_VERSION`; otherwise the first unit of
+    work raises SchemaVersionError telling to run ``commproc db upgrade``,
+    unless ``auto_upgrade`` is set, which creates or upgrades it (meant for
+    the embedded SQLite file). ``engine_options`` go to
+    :func:`sqlalchemy.create_engine` over commproc's pool defaults.
+    """
+
+    def __init__(
+        self,
+        url_or_engine: str | URL | Engine | None = None,
+        *,
+        schema: str | None = None,
+        table_prefix: str = "",
+        auto_upgrade: bool = False,
+        engine_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        engine, owned = engine_for(url_or_engine, **(engine_options or {}))
+        dialect = engine.dialect.name
+        try:
+            if dialect not in ("sqlite", "postgresql"):
+                raise ConfigError(f"the SQL store supports SQLite and PostgreSQL, not {dialect}")
+            if schema and dialect != "postgresql":
+                raise ConfigError("schema= needs PostgreSQL; on SQLite use table_prefix=")
+            self._schema = SQLSchema(schema=schema, table_prefix=table_prefix)
+        except BaseException:
+            if owned:
+                engine.dispose()
+            raise
+        self._engine = engine
+        self._owns_engine = owned
+        self._auto_upgrade = auto_upgrade
+        self._ops = {name: TableOps(self._schema.tables[name], self._schema, dialect) for name in TABLES}
+        self._schema_ok = False
+        self._schema_lock = threading.Lock()
+        # An in-memory SQLite database is one connection shared by every unit of work.
+        self._serial = threading.RLock() if _memory_sqlite(engine) else None
+
+    def __repr__(self) -> str:
+        url = self._engine.url.render_as_string(hide_password=True)
+        return f"SQLStore({url!r}, schema={self._schema.schema!r}, table_prefix={self._schema.prefix!r})"
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def schema(self) -> str | None:
+        return self._schema.schema
+
+    @property
+    def table_prefix(self) -> str:
+        return self._schema.prefix
+
+    def unit_of_work(self) -> SQLUnitOfWork:
+        return SQLUnitOfWork(self)
+
+    def _ensure_schema(self) -> None:
+        if self._schema_ok:
+            return
+        with self._schema_lock:
+            if not self._schema_ok:
+                self.check_schema()
+
+    def _exclusive(self) -> AbstractContextManager[Any]:
+        # Work outside a unit of work must not interleave with one on a shared connection.
+        return self._serial if self._serial is not None else nullcontext()
+
+    def check_schema(self) -> None:
+        """Raise SchemaVersionError unless the schema is current (upgrading it with ``auto_upgrade``)."""
+        with self._exclusive(), map_unavailable("schema check"), connect(self._engine) as conn:
+            version = read_version(conn, self._schema)
+        if self._auto_upgrade and (version is None or version < SCHEMA_VERSION):
+            self.upgrade()
+            version = SCHEMA_VERSION
+        check_version(version, self._schema)
+        self._schema_ok = True
+
+    def upgrade(self, target: int | None = None) -> UpgradeResult:
+        """Create or upgrade this store's tables; see :func:`~commproc_core.stores.sql.upgrade`."""
+        with self._exclusive():
+            result = upgrade_schema(self._engine, self._schema, target=target)
+        self._schema_ok = False
+        return result
+
+    def ping(self) -> None:
+        """Return if the database answers, else raise StoreUnavailable."""
+        dbapi_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
+        try:
+            with self._exclusive():
+                self._ping()
+        except (sa_exc.SQLAlchemyError, dbapi_error) as error:
+            log.warning("store ping failed: %s", describe(error))
+            raise StoreUnavailable(f"database unavailable: {describe(error)}") from error
+
+    def _ping(self) -> None:
+        # A raw DBAPI connection: no BEGIN, so no wait for SQLite's write lock.
+        raw = self._engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+            cursor.close()
+        finally:
+            raw.close()
+
+    def close(self) -> None:
+        """Close pooled connections (an engine handed in by the host is left alone)."""
+        if self._owns_engine:
+            self._engine.dispose()
+
+
+if TYPE_CHECKING:
+
+    def _is_a_store(store: SQLStore) -> Store:
+        return store
