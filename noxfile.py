@@ -54,7 +54,9 @@ def packaging(session: nox.Session) -> None:
     for project in projects:
         # `python -m build` builds the sdist, then the wheel from that sdist.
         session.run("python", "-m", "build", "--outdir", str(dist), str(project), silent=True)
-    session.run("pytest", "--noconftest", "-m", "packaging", "tests/packaging", env={"COMMPROC_DIST_DIR": str(dist)})
+    session.run(
+        "pytest", "--noconftest", "-m", "packaging", "tests/packaging", env={"COMMPROC_DIST_DIR": str(dist)}
+    )
 
 
 @nox.session

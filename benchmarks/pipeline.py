@@ -35,8 +35,9 @@ class NullProcessor(ExampleProcessor):
     channel_type = "null"
 
     def process_event(self, event_data: ExampleEvent) -> CommunicationEvent:
-        return CommunicationEvent(channel="null", provider="null", event_type="message",
-                                  provider_message_id=event_data.event_id)
+        return CommunicationEvent(
+            channel="null", provider="null", event_type="message", provider_message_id=event_data.event_id
+        )
 
     def validate_event(self, event_data: EventPayload) -> Sequence[ExampleEvent]:
         return super().validate_event(event_data)
@@ -82,7 +83,8 @@ def open_bench_store(kind: str) -> Iterator[Any]:
 def run(channel: str, events: int, store_kind: str) -> dict[str, float]:
     queue = MemoryQueue(f"memory://{channel}", visibility_timeout=300)
     bodies = [
-        json.dumps({"id": f"e{i}", "from": f"+1415{i % 5000:07d}", "text": f"message {i}"}) for i in range(events)
+        json.dumps({"id": f"e{i}", "from": f"+1415{i % 5000:07d}", "text": f"message {i}"})
+        for i in range(events)
     ]
     queue.send_batch(bodies)
     cls = NullProcessor if channel == "null" else ExampleProcessor
@@ -96,11 +98,18 @@ def run(channel: str, events: int, store_kind: str) -> dict[str, float]:
     if stats.processed != events:
         raise SystemExit(f"expected {events} processed events, got {stats.processed}: {dict(stats)}")
     calls = sum(queue.calls.values())
-    return {"events": events, "seconds": elapsed, "per_second": events / elapsed, "calls_per_message": calls / events}
+    return {
+        "events": events,
+        "seconds": elapsed,
+        "per_second": events / elapsed,
+        "calls_per_message": calls / events,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--store", choices=["memory", "sqlite", "postgres", "all"], default="memory")
     parser.add_argument("--channel", choices=["example", "null", "both"], default="both")

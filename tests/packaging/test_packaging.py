@@ -99,7 +99,9 @@ def test_install_step_by_step(env, dist_dir: Path) -> None:
 
     demo = subprocess.run(
         [str(python.parent / "commproc"), "demo", "--database", f"sqlite:///{python.parent.parent}/demo.db"],
-        capture_output=True, text=True, cwd=python.parent.parent,
+        capture_output=True,
+        text=True,
+        cwd=python.parent.parent,
     )
     assert demo.returncode == 0, demo.stderr
     assert "sms: 10 queue messages: 8 events processed, 1 duplicate, 1 failed" in demo.stdout
