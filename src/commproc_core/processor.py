@@ -374,8 +374,7 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
     def _process_message(self, uow: UnitOfWork, message: QueueMessage) -> tuple[MessageOutcome, _Item]:
         item = _Item()
         try:
-            with uow.savepoint():
-                outcome = self._message_body(uow, message, item)
+            outcome = self._message_body(uow, message, item)
         except _Retry as retry:
             self._record(uow, message, 0, "received", error_code=retry.code)
             return self._retry_outcome(message, retry.code), _Item()
@@ -391,22 +390,46 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         except PermanentError as error:
             self._record_failure(uow, message, 0, error, None, item)
             return self._outcome(message, item, "rejected")
-        index = 0
+        # Validate everything first: it writes nothing, and tells how many
+        # writes the message makes.
+        plan: list[tuple[EventPayload, list[EventT] | PermanentError]] = []
         for position, data in enumerate(unwrapped.items):
             payload = EventPayload(data=data, envelope=unwrapped.envelope, index=position)
             try:
-                events = list(self._guard(self.validate_event, payload))
+                plan.append((payload, list(self._guard(self.validate_event, payload))))
             except PermanentError as error:
-                self._record_failure(uow, message, index, error, payload, item)
+                plan.append((payload, error))
+        writes = sum(1 if isinstance(p, PermanentError) else max(1, len(p)) for _, p in plan)
+        if writes > 1:
+            # A retry must undo the whole message, not just the failing event.
+            with uow.savepoint():
+                self._apply_plan(uow, message, plan, item)
+        else:
+            self._apply_plan(uow, message, plan, item)
+        return self._summary(message, item)
+
+    def _apply_plan(
+        self,
+        uow: UnitOfWork,
+        message: QueueMessage,
+        plan: list[tuple[EventPayload, list[EventT] | PermanentError]],
+        item: _Item,
+    ) -> None:
+        index = 0
+        for payload, parsed in plan:
+            if isinstance(parsed, PermanentError):
+                self._record_failure(uow, message, index, parsed, payload, item)
                 index += 1
                 continue
-            if not events:
+            if not parsed:
                 self._record(uow, message, index, "ignored", error_code="no_event")
                 item.ignored += 1
                 index += 1
-            for event in events:
+            for event in parsed:
                 self._apply(uow, message, index, event, payload, item)
                 index += 1
+
+    def _summary(self, message: QueueMessage, item: _Item) -> MessageOutcome:
         if item.processed:
             return self._outcome(message, item, "processed")
         if item.duplicate and not item.failed:
@@ -507,22 +530,26 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
     ) -> ProcessingRecord:
         now = self.clock.now()
         done = None if status == "received" else now
-        record, created = uow.processing_records.get_or_create(
-            ProcessingRecord(
-                channel=self.channel_type,
-                queue_message_id=message.message_id,
-                item_index=index,
-                status=status,
-                attempts=max(message.receive_count, 1),
-                dedupe_key=dedupe_key,
-                error_code=error_code,
-                error_detail=error_detail,
-                received_at=now,
-                processed_at=done,
-                duration_ms=duration_ms,
-            ),
-            key="queue_item",
+        candidate = ProcessingRecord(
+            channel=self.channel_type,
+            queue_message_id=message.message_id,
+            item_index=index,
+            status=status,
+            attempts=max(message.receive_count, 1),
+            dedupe_key=dedupe_key,
+            error_code=error_code,
+            error_detail=error_detail,
+            received_at=now,
+            processed_at=done,
+            duration_ms=duration_ms,
         )
+        if message.receive_count <= 1:
+            # A first delivery almost never has a record yet: one insert, no lookup.
+            try:
+                return uow.processing_records.add(candidate)
+            except UniqueViolation:
+                pass
+        record, created = uow.processing_records.get_or_create(candidate, key="queue_item")
         if created:
             return record
         # A redelivery: keep the first final outcome, count the attempt.
