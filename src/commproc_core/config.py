@@ -20,7 +20,14 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from commproc_core.errors import ConfigError
 
-__all__ = ["AgentConfig", "ChannelSettings", "config_problems", "parse_settings", "settings_converter"]
+__all__ = [
+    "AgentConfig",
+    "ChannelSettings",
+    "config_problems",
+    "parse_settings",
+    "settings_converter",
+    "strict_type_hook",
+]
 
 S = TypeVar("S")
 
@@ -76,7 +83,13 @@ class ChannelSettings:
     heartbeat_fraction: float = attrs.field(default=0.5, metadata=_between(0.0, 0.95, open_low=True))
 
 
-def _strict(kind: type[Any]) -> Any:
+def strict_type_hook(kind: type[Any]) -> Any:
+    """A cattrs structure hook accepting only real ``kind`` values (an int for a float too).
+
+    cattrs' default hooks coerce (``"5"`` becomes 5, ``True`` becomes 1);
+    untrusted input and configuration must say what they mean.
+    """
+
     def structure(value: Any, _: type[Any]) -> Any:
         # bool is an int to Python but never a valid count; a float with no
         # fraction is not an int either. Config must say what it means.
@@ -93,7 +106,7 @@ def settings_converter() -> cattrs.Converter:
     """The strict converter used for every channel's settings."""
     converter = cattrs.Converter(forbid_extra_keys=True)
     for kind in (bool, int, float, str):
-        converter.register_structure_hook(kind, _strict(kind))
+        converter.register_structure_hook(kind, strict_type_hook(kind))
 
     def mapping(value: Any, _: type[Any]) -> dict[str, Any]:
         if not isinstance(value, Mapping):

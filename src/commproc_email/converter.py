@@ -27,6 +27,7 @@ from cattrs.cols import is_sequence, list_structure_factory
 from cattrs.errors import ClassValidationError, IterableValidationError
 from cattrs.gen import make_dict_structure_fn, override
 
+from commproc_core.config import strict_type_hook
 from commproc_core.errors import InvalidPayload
 
 __all__ = ["CONVERTER", "StrOrList", "parse_timestamp", "structure"]
@@ -97,17 +98,6 @@ def _wire_name(cls: type[Any], field: attrs.Attribute[Any]) -> str:
     return _CASES[getattr(cls, "__wire_case__", "snake")](field.name)
 
 
-def _strict(kind: type[Any]) -> Any:
-    def structure(value: Any, _: type[Any]) -> Any:
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
-        return value
-
-    return structure
-
-
 def _str_or_list(value: Any, _: type[Any]) -> str | list[str]:
     if isinstance(value, str):
         return value
@@ -150,7 +140,7 @@ def _any_mapping(value: Any, _: type[Any]) -> dict[str, Any]:
 def _register_hooks(converter: cattrs.Converter) -> None:
     """Every hook of the converter, in one place."""
     for kind in (str, int, float, bool):
-        converter.register_structure_hook(kind, _strict(kind))
+        converter.register_structure_hook(kind, strict_type_hook(kind))
     converter.register_structure_hook(datetime, lambda value, _: parse_timestamp(value))
     converter.register_structure_hook_func(lambda t: t == StrOrList, _str_or_list)
     converter.register_structure_hook_func(lambda t: t == (StrOrList | None), _optional_str_or_list)
