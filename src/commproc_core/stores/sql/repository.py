@@ -1,7 +1,7 @@
 """One table seen through a SQL unit of work.
 
-Statements are built once per store (:class:`TableOps`) and handed to
-SQLAlchemy, whose compiled cache then skips compilation on every call.
+Statements are built once per store (:class:`TableOps`), compiled once per
+dialect and run on the unit of work's DBAPI cursor (see :mod:`.statements`).
 
 A unique violation never aborts the transaction (PostgreSQL aborts the
 whole transaction on any failed statement), and costs no savepoint:
@@ -31,8 +31,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from commproc_core.errors import RecordNotFound, UniqueViolation
 from commproc_core.stores.spec import Range, UniqueKey
 from commproc_core.stores.sql.schema import SQLSchema, TableDef
+from commproc_core.stores.sql.statements import Prepared, RowCodec
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.engine import Dialect
+
     from commproc_core.stores.sql.store import SQLUnitOfWork
 
 __all__ = ["SQLRepository", "TableOps"]
@@ -66,28 +71,43 @@ class TableOps:
         self.dumps = tuple((c.name, c.dump) for c in td.columns if c.dump is not None)
         self.loads = tuple((c.name, c.load) for c in td.columns if c.load is not None)
         self.json_fields = frozenset(c.name for c in td.columns if c.is_json)
+        self.loads_by_name = dict(self.loads)
         insert = postgresql.insert(table) if self.postgres else sqlite.insert(table)
-        # The row count tells inserted from conflicting; SQLAlchemy keeps it for INSERT only on request.
-        self.insert = insert.on_conflict_do_nothing().execution_options(preserve_rowcount=True)
+        # The row count tells inserted from conflicting.
+        self.insert = Prepared(insert.on_conflict_do_nothing(), column_keys=self.names)
         by_id = table.c.id == sa.bindparam("_id", type_=table.c.id.type)
-        self.get = sa.select(table).where(by_id)
-        self.exists = sa.select(sa.literal(1)).select_from(table).where(by_id)
-        self.update = table.update().where(by_id)
-        self.delete = table.delete().where(by_id)
+        self.get = Prepared(sa.select(table).where(by_id))
+        self.exists = Prepared(sa.select(sa.literal(1)).select_from(table).where(by_id))
+        update = table.update().where(by_id)
+        # Every column but the id is SET, as SQLAlchemy did from the parameters given.
+        changed = tuple(n for n in self.names if n != "id")
+        self.update = Prepared(update, column_keys=changed)
+        self.delete = Prepared(table.delete().where(by_id))
         # PostgreSQL aborts the whole transaction on a failed statement, so there an
         # update checks its unique keys itself (NOT EXISTS) instead of failing.
-        self.checked_update = self._checked_update() if self.postgres and td.spec.unique else None
+        self.checked_update = (
+            Prepared(self._checked_update(update), column_keys=changed)
+            if self.postgres and td.spec.unique
+            else None
+        )
         self.key_params = tuple(
             sorted({f for k in td.spec.unique for f in (*k.fields, *(w for w, _ in k.where))})
         )
-        self.by_key = {key.name: self._key_lookup(key) for key in td.spec.unique}
-        self._finds: dict[_Signature, sa.Select[Any]] = {}
-        self._counts: dict[_Signature, sa.Select[Any]] = {}
+        self.by_key = {key.name: Prepared(self._key_lookup(key)) for key in td.spec.unique}
+        # On PostgreSQL every statement is a round trip to the server, so get_or_create
+        # looks up and (when that finds nothing) inserts in one.
+        self.lookup_or_insert = (
+            {key.name: Prepared(self._lookup_or_insert(key)) for key in td.spec.unique}
+            if self.postgres
+            else {}
+        )
+        self._finds: dict[_Signature, Prepared] = {}
+        self._counts: dict[_Signature, Prepared] = {}
+        self._rows: RowCodec | None = None
 
-    def _checked_update(self) -> sa.Update:
+    def _checked_update(self, statement: sa.Update) -> sa.Update:
         table = self.td.table
         other = table.alias("other")
-        statement = self.update
         for key in self.td.spec.unique:
             clash = [other.c.id != sa.bindparam("_id", type_=table.c.id.type)]
             clash += [other.c[f] == sa.bindparam(f"_u_{f}", type_=table.c[f].type) for f in key.fields]
@@ -104,17 +124,47 @@ class TableOps:
         conditions += [table.c[f] == v for f, v in key.where]
         return sa.select(table).where(*conditions).limit(1)
 
+    def _lookup_or_insert(self, key: UniqueKey) -> sa.CompoundSelect[Any]:
+        """Rows ``(False, <the row found>)``, or ``(True, NULL...)`` when it inserted the candidate.
+
+        No row at all means neither: the insert met a conflict (a concurrent commit of
+        the key, or a clash on another key). One snapshot serves lookup and insert.
+        """
+        table = self.td.table
+        found = self._key_lookup(key).cte("found")
+        # Named as the columns, so the parameters are those of a plain insert.
+        candidate = sa.select(*(sa.bindparam(n, type_=table.c[n].type) for n in self.names))
+        insert = (
+            postgresql.insert(table)
+            .from_select(list(self.names), candidate.where(~sa.exists().select_from(found)))
+            .on_conflict_do_nothing()
+            .returning(table.c.id)
+            .cte("inserted")
+        )
+        return sa.union_all(
+            sa.select(sa.false().label("created"), *found.c),
+            sa.select(sa.true(), *(sa.null() for _ in self.names)).select_from(insert),
+        )
+
     def dump(self, record: Any) -> dict[str, Any]:
         values = {name: getattr(record, name) for name in self.names}
         for name, dump in self.dumps:
             values[name] = dump(values[name])
         return values
 
-    def load(self, row: Any) -> Any:
-        values = dict(zip(self.names, row, strict=True))
-        for name, load in self.loads:
-            values[name] = load(values[name])
-        return self.record(**values)
+    def load_all(self, rows: Sequence[Any], dialect: Dialect, cursor: Any, skip: int = 0) -> list[Any]:
+        """Records from rows just fetched from ``cursor``: the table's columns after ``skip`` others."""
+        if not rows:
+            return []
+        codec = self._rows
+        if codec is None:
+            # The driver's type codes are known only from a result; they never change.
+            description = cursor.description[skip:]
+            codec = RowCodec(self.td.table, self.record, self.loads_by_name, dialect, description)
+            self._rows = codec
+        if skip:
+            rows = [row[skip:] for row in rows]
+        return [codec.load(row) for row in rows]
 
     def split_where(self, where: Mapping[str, Any]) -> tuple[_Conditions, dict[str, Any], dict[str, Any]]:
         """SQL conditions as a signature with its parameters, and the conditions left for Python."""
@@ -161,9 +211,9 @@ class TableOps:
                     out.append(col.is_not(None))
         return out
 
-    def find_statement(self, signature: _Signature) -> sa.Select[Any]:
-        statement = self._finds.get(signature)
-        if statement is None:
+    def find_statement(self, signature: _Signature) -> Prepared:
+        prepared = self._finds.get(signature)
+        if prepared is None:
             conditions, order_by, descending, limited = signature
             table = self.td.table
             statement = sa.select(table).where(*self._conditions(conditions))
@@ -180,18 +230,18 @@ class TableOps:
                 statement = statement.limit(sa.bindparam("_limit", type_=sa.Integer()))
             if len(self._finds) >= _FIND_CACHE_SIZE:
                 self._finds.clear()
-            self._finds[signature] = statement
-        return statement
+            prepared = self._finds[signature] = Prepared(statement)
+        return prepared
 
-    def count_statement(self, signature: _Signature) -> sa.Select[Any]:
-        statement = self._counts.get(signature)
-        if statement is None:
+    def count_statement(self, signature: _Signature) -> Prepared:
+        prepared = self._counts.get(signature)
+        if prepared is None:
             conditions = self._conditions(signature[0])
             statement = sa.select(sa.func.count()).select_from(self.td.table).where(*conditions)
             if len(self._counts) >= _FIND_CACHE_SIZE:
                 self._counts.clear()
-            self._counts[signature] = statement
-        return statement
+            prepared = self._counts[signature] = Prepared(statement)
+        return prepared
 
     def violated_key(self, error: sa_exc.IntegrityError) -> str:
         """The unique key a database error names (PostgreSQL: constraint; SQLite: columns)."""
@@ -224,21 +274,41 @@ class SQLRepository(Generic[R]):
         fields = ("id",) if key == "id" else next((k.fields for k in spec.unique if k.name == key), ())
         return UniqueViolation(self._ops.name, key, fields)
 
+    def _select(self, statement: Prepared, params: Mapping[str, Any]) -> list[R]:
+        rows, cursor = self._uow._query(statement, params)
+        return self._ops.load_all(rows, self._uow._dialect, cursor)
+
     def get(self, record_id: str) -> R | None:
-        row = self._uow._execute(self._ops.get, {"_id": record_id}).first()
-        return None if row is None else self._ops.load(row)
+        found = self._select(self._ops.get, {"_id": record_id})
+        return found[0] if found else None
 
     def _lookup(self, key: UniqueKey, record: Any) -> R | None:
         params = {f"_k_{f}": getattr(record, f) for f in key.fields}
-        row = self._uow._execute(self._ops.by_key[key.name], params).first()
-        return None if row is None else self._ops.load(row)
+        found = self._select(self._ops.by_key[key.name], params)
+        return found[0] if found else None
+
+    def _lookup_or_insert(self, key: UniqueKey, record: Any) -> tuple[bool, R | None]:
+        ops = self._ops
+        params = ops.dump(record)
+        for f in key.fields:
+            params[f"_k_{f}"] = getattr(record, f)
+        rows, cursor = self._uow._query(ops.lookup_or_insert[key.name], params)
+        if not rows:
+            return False, None
+        if rows[0][0]:
+            return True, None
+        found: list[R] = ops.load_all(rows, self._uow._dialect, cursor, skip=1)
+        return False, found[0]
+
+    def _exists(self, record_id: str) -> bool:
+        rows, _ = self._uow._query(self._ops.exists, {"_id": record_id})
+        return bool(rows)
 
     def _conflict(self, record: Any, *, updating: bool = False) -> str | None:
         """The unique key (or "id") another stored row holds ``record``'s value of."""
-        ops = self._ops
-        if not updating and self._uow._execute(ops.exists, {"_id": record.id}).first() is not None:
+        if not updating and self._exists(record.id):
             return "id"
-        for key in ops.td.spec.unique:
+        for key in self._ops.td.spec.unique:
             if key.applies_to(record):
                 found: Any = self._lookup(key, record)
                 if found is not None and found.id != record.id:
@@ -246,7 +316,7 @@ class SQLRepository(Generic[R]):
         return None
 
     def _insert(self, record: R) -> bool:
-        return self._uow._execute(self._ops.insert, self._ops.dump(record)).rowcount == 1
+        return self._uow._write(self._ops.insert, self._ops.dump(record)) == 1
 
     def add(self, record: R) -> R:
         for _ in range(_ATTEMPTS):
@@ -263,24 +333,24 @@ class SQLRepository(Generic[R]):
         record_id = params["_id"] = params.pop("id")
         if ops.checked_update is None:
             try:
-                result = self._uow._execute(ops.update, params)
+                changed = self._uow._write(ops.update, params)
             except sa_exc.IntegrityError as error:
                 raise self._violation(ops.violated_key(error)) from None
-            if result.rowcount == 0:
+            if changed == 0:
                 raise RecordNotFound(ops.name, record_id)
             return record
         params.update({f"_u_{f}": params[f] for f in ops.key_params})
         for _ in range(_ATTEMPTS):
             try:
-                result = self._uow._execute(ops.checked_update, params)
+                changed = self._uow._write(ops.checked_update, params)
             except sa_exc.IntegrityError as error:
                 # A concurrent transaction took the key after our check and committed;
                 # this transaction is aborted now, and a retry will see the clash.
                 why = f"{ops.name}: lost a race for unique key {ops.violated_key(error)!r}; retry"
                 raise self._uow._lost(error, why) from error
-            if result.rowcount:
+            if changed:
                 return record
-            if self._uow._execute(ops.exists, {"_id": record_id}).first() is None:
+            if not self._exists(record_id):
                 raise RecordNotFound(ops.name, record_id)
             key = self._conflict(record, updating=True)
             if key is not None:
@@ -291,13 +361,22 @@ class SQLRepository(Generic[R]):
         unique = self._ops.td.spec.key(key)
         if not unique.applies_to(record):
             raise ValueError(f"{self._ops.name}: record has no value for unique key {key!r}")
-        # Look first: most calls find the row, and a lookup is one round trip.
+        # Look first: most calls find the row, and a lookup is one round trip (on
+        # PostgreSQL, insert in the same one when it finds nothing).
         for _ in range(_ATTEMPTS):
-            found = self._lookup(unique, record)
-            if found is not None:
-                return found, False
-            if self._insert(record):
-                return record, True
+            if self._ops.postgres:
+                created, found = self._lookup_or_insert(unique, record)
+                if created:
+                    return record, True
+                if found is not None:
+                    return found, False
+            else:
+                found = self._lookup(unique, record)
+                if found is not None:
+                    return found, False
+                if self._insert(record):
+                    # The row is the candidate itself: no read back.
+                    return record, True
             # Another transaction inserted the key first (its commit made our insert
             # do nothing), or the record clashes on another key.
             found = self._lookup(unique, record)
@@ -329,8 +408,7 @@ class SQLRepository(Generic[R]):
         statement = ops.find_statement((conditions, order_by, descending, limited))
         if limited:
             params["_limit"] = limit
-        rows = self._uow._execute(statement, params).all()
-        records: list[R] = [ops.load(row) for row in rows]
+        records: list[R] = self._select(statement, params)
         if in_python:
             records = [r for r in records if _matches(r, in_python)]
             if limit is not None:
@@ -342,7 +420,8 @@ class SQLRepository(Generic[R]):
         if in_python:
             return len(self.find(**where))
         statement = self._ops.count_statement((conditions, None, False, False))
-        return int(self._uow._execute(statement, params).scalar_one())
+        rows, _ = self._uow._query(statement, params)
+        return int(rows[0][0])
 
     def delete(self, record_id: str) -> bool:
-        return self._uow._execute(self._ops.delete, {"_id": record_id}).rowcount > 0
+        return self._uow._write(self._ops.delete, {"_id": record_id}) > 0

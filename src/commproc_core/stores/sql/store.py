@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext, supp
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL, Connection, CursorResult, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
 from commproc_core import model
 from commproc_core.errors import ConfigError, StoreUnavailable
@@ -43,6 +43,7 @@ from commproc_core.stores.sql.migrations import (
 )
 from commproc_core.stores.sql.repository import SQLRepository, TableOps
 from commproc_core.stores.sql.schema import SQLSchema
+from commproc_core.stores.sql.statements import Compiled, Prepared
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -71,7 +72,14 @@ class SQLUnitOfWork:
 
     def __init__(self, store: SQLStore) -> None:
         self._store = store
+        self._dialect = store._engine.dialect
         self._conn: Connection | None = None
+        # The DBAPI cursor of the open transaction; None until its first statement.
+        self._cursor: Any = None
+        # Whether one execute may carry several statements (psycopg, without parameters).
+        self._several = self._dialect.driver == "psycopg"
+        # A savepoint whose block ended but whose RELEASE is not sent yet.
+        self._unreleased: str | None = None
         self._entered = False
         self._broken = False
         self._depth = 0
@@ -91,6 +99,26 @@ class SQLUnitOfWork:
                 self._conn = connect(self._store._engine)
         return self._conn
 
+    def _begin(self) -> Any:
+        """The cursor of the transaction, begun through SQLAlchemy (which emits BEGIN on SQLite)."""
+        conn = self._connection()
+        try:
+            if not conn.in_transaction():
+                conn.begin()
+            self._cursor = conn.connection.cursor()
+        except sa_exc.SQLAlchemyError as error:
+            if is_unavailable(error):
+                raise self._lost(error) from error
+            raise
+        return self._cursor
+
+    def _end_transaction(self) -> None:
+        self._unreleased = None
+        cursor, self._cursor = self._cursor, None
+        if cursor is not None:
+            with suppress(Exception):
+                cursor.close()
+
     def _lost(self, error: BaseException, why: str | None = None) -> StoreUnavailable:
         """Give up the connection (and its transaction) after ``error``."""
         self._broken = True
@@ -100,6 +128,7 @@ class SQLUnitOfWork:
         return StoreUnavailable(why)
 
     def _discard(self) -> None:
+        self._end_transaction()
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -110,51 +139,130 @@ class SQLUnitOfWork:
             with suppress(sa_exc.SQLAlchemyError):
                 conn.invalidate()
 
-    def _execute(self, statement: Any, params: Mapping[str, Any] | None = None) -> CursorResult[Any]:
-        conn = self._connection()
+    def _run(self, sql: str, params: Any) -> Any:
+        """Execute on the transaction's cursor; driver errors become SQLAlchemy's, as in its own execute."""
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._begin()
         try:
-            return conn.execute(statement, params)
-        except sa_exc.SQLAlchemyError as error:
+            try:
+                cursor.execute(sql, params)
+                return cursor
+            except self._dialect.loaded_dbapi.Error as error:
+                raise self._wrap(error, sql, params, cursor) from error
+            except Exception:
+                # Not the driver's (an OverflowError binding a huge int): raised as is.
+                raise
+            except BaseException:
+                # Interrupted mid-statement (KeyboardInterrupt...): the connection's
+                # state is unknown, so it must not go back to the pool.
+                self._invalidate(None)
+                self._broken = True
+                self._discard()
+                raise
+        except sa_exc.StatementError as error:
             if is_unavailable(error):
                 raise self._lost(error) from error
             raise
 
+    def _wrap(self, error: Exception, sql: str, params: Any, cursor: Any = None) -> sa_exc.StatementError:
+        """``error`` as SQLAlchemy raises it: a DBAPIError subclass, or StatementError for others."""
+        conn = self._conn
+        disconnected = False
+        if conn is not None and cursor is not None:
+            with suppress(Exception):
+                dbapi = conn.connection.dbapi_connection
+                # Typed for the DBAPI module's Error; any exception is accepted.
+                disconnected = self._dialect.is_disconnect(error, dbapi, cursor)  # type: ignore[arg-type]
+        if disconnected:
+            self._invalidate(error)
+        return sa_exc.DBAPIError.instance(
+            sql,
+            params,
+            error,
+            self._dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            connection_invalidated=disconnected,
+            dialect=self._dialect,
+        )
+
+    def _invalidate(self, error: BaseException | None) -> None:
+        conn = self._conn
+        if conn is not None and not conn.invalidated:
+            with suppress(Exception):
+                conn.invalidate(error)
+
+    def _params(self, compiled: Compiled, values: Mapping[str, Any]) -> Any:
+        try:
+            return compiled.params(values)
+        except Exception as error:
+            # A value its column type refuses: SQLAlchemy reports a StatementError.
+            raise self._wrap(error, compiled.sql, None) from error
+
+    def _query(self, statement: Prepared, values: Mapping[str, Any]) -> tuple[list[Any], Any]:
+        """The rows of a SELECT, and the cursor (its ``description`` is costly; read it rarely)."""
+        compiled = statement.compiled(self._dialect)
+        params = self._params(compiled, values)
+        cursor = self._run(compiled.sql, params)
+        try:
+            try:
+                return cursor.fetchall(), cursor
+            except self._dialect.loaded_dbapi.Error as error:
+                raise self._wrap(error, compiled.sql, params, cursor) from error
+        except sa_exc.StatementError as error:
+            if is_unavailable(error):
+                raise self._lost(error) from error
+            raise
+
+    def _write(self, statement: Prepared, values: Mapping[str, Any]) -> int:
+        """Run an INSERT, UPDATE or DELETE; the number of rows it changed."""
+        compiled = statement.compiled(self._dialect)
+        rowcount: int = self._run(compiled.sql, self._params(compiled, values)).rowcount
+        return rowcount
+
+    def _savepoint_sql(self, *statements: str) -> None:
+        if self._several:
+            # One round trip; without parameters psycopg sends the simple query protocol.
+            self._run("; ".join(statements), None)
+        else:
+            for statement in statements:
+                self._run(statement, ())
+
     @contextmanager
     def _nested(self) -> Iterator[None]:
-        # Savepoints are sent as plain SQL: SQLAlchemy's begin_nested() compiles
+        # Savepoints are plain SQL on the cursor: SQLAlchemy's begin_nested() compiles
         # its statements anew each time, which cost more than the event's own
         # writes when the pipeline opens one per event.
-        conn = self._connection()
         self._depth += 1
         name = f"commproc_sp_{self._depth}"
         try:
-            try:
-                conn.exec_driver_sql(f"SAVEPOINT {name}")
-            except sa_exc.SQLAlchemyError as error:
-                if is_unavailable(error):
-                    raise self._lost(error) from error
-                raise
+            # A savepoint left unreleased is a finished sibling of this one (or inside it).
+            pending, self._unreleased = self._unreleased, None
+            before = (f"RELEASE SAVEPOINT {pending}",) if pending else ()
+            self._savepoint_sql(*before, f"SAVEPOINT {name}")
+            transaction = self._cursor  # one cursor per transaction
             try:
                 yield
             except BaseException:
+                # Rolling back to this savepoint also ends any left unreleased inside it.
+                self._unreleased = None
                 if not self._broken:
-                    try:
-                        conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
-                        conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
-                    except sa_exc.SQLAlchemyError as error:
-                        if not is_unavailable(error):
-                            raise
-                        # The original exception goes on; the unit of work is broken now.
-                        self._lost(error)
+                    # If the connection fails now, the original exception goes on; the
+                    # unit of work is broken by then.
+                    with suppress(StoreUnavailable):
+                        self._savepoint_sql(f"ROLLBACK TO SAVEPOINT {name}", f"RELEASE SAVEPOINT {name}")
                 raise
             if self._broken:
                 raise StoreUnavailable("the unit of work lost its database connection; roll back and retry")
-            try:
-                conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
-            except sa_exc.SQLAlchemyError as error:
-                if is_unavailable(error):
-                    raise self._lost(error) from error
-                raise
+            if self._several and self._cursor is transaction:
+                # Released along with the next savepoint statement (COMMIT releases
+                # it too): a round trip saved per savepoint. Releasing has no
+                # effect but to forget the name; this one also releases any
+                # left unreleased inside it. (After a commit inside the block the
+                # RELEASE goes now, and fails as it always did.)
+                self._unreleased = name
+            else:
+                self._run(f"RELEASE SAVEPOINT {name}", ())
         finally:
             self._depth -= 1
 
@@ -189,6 +297,7 @@ class SQLUnitOfWork:
         if self._broken:
             raise StoreUnavailable("the unit of work lost its database connection; roll back and retry")
         conn = self._conn
+        self._end_transaction()
         if conn is None or not conn.in_transaction():
             return
         try:
@@ -204,6 +313,7 @@ class SQLUnitOfWork:
         if not self._entered:
             raise RuntimeError("use the unit of work inside a `with` block")
         self._broken = False
+        self._end_transaction()
         if self._conn is None:
             return
         try:
