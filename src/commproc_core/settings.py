@@ -16,8 +16,7 @@ environment, then flags. A TOML file looks like::
     queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/sms-inbound"
     config = { agent_mode = false }
 
-Reading TOML needs :mod:`tomllib` (Python 3.11+); on Python 3.10 give the
-settings through flags and environment variables instead.
+TOML is read with :mod:`tomllib` (``tomli`` on Python 3.10).
 """
 
 from __future__ import annotations
@@ -189,23 +188,19 @@ def _typed(name: str, value: Any, where: str, problems: list[str]) -> Any:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML file; ConfigError when it is missing, malformed or TOML is unsupported."""
+    """Parse a TOML file; ConfigError when it is missing or malformed."""
     if sys.version_info >= (3, 11):
         import tomllib
-
-        try:
-            with open(path, "rb") as handle:
-                data: dict[str, Any] = tomllib.load(handle)
-                return data
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    # Python 3.10 has no tomllib, and tomli is no dependency of commproc.
-    raise ConfigError(
-        f"cannot read {path}: TOML files need Python 3.11 or later; "
-        "use flags or COMMPROC_* environment variables instead"
-    )
+    else:  # the same parser, as a dependency on Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as handle:
+            data: dict[str, Any] = tomllib.load(handle)
+            return data
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
 
 
 def _from_file(data: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
