@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from commproc_core.envelope import Envelope
-from commproc_core.errors import ConfigError, InvalidPayload, PermanentError, SignatureError
+from commproc_core.errors import InvalidPayload, PermanentError, SignatureError
 from commproc_core.model import (
     Campaign,
     CommunicationEvent,
@@ -95,13 +95,6 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
             agent_responder=agent_responder,
         )
         settings = self.settings
-        problems = []
-        if settings.mailgun_signature == "required" and not settings.mailgun_signing_key:
-            problems.append("mailgun_signature is required but no mailgun_signing_key is set @ config")
-        if settings.sendgrid_signature == "required" and not settings.sendgrid_public_key:
-            problems.append("sendgrid_signature is required but no sendgrid_public_key is set @ config")
-        if problems:
-            raise ConfigError("invalid EmailSettings", problems)
         self._sns = SnsVerifier(certificate_fetcher, settings.sns_topic_arns)
         self._sendgrid_key = (
             load_sendgrid_public_key(settings.sendgrid_public_key) if settings.sendgrid_public_key else None

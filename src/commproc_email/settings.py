@@ -37,11 +37,6 @@ def _at_least(low: int) -> dict[str, Any]:
     return {"check": lambda v: None if v >= low else f"must be at least {low}, got {v}"}
 
 
-# The config parser runs ``check`` on plain values only; a single string where
-# a list belongs would otherwise become a list of its characters.
-_LIST_OF_STRINGS: Final = {"check": lambda v: "must be a list of strings, not a string"}
-
-
 @attrs.frozen(kw_only=True)
 class EmailSettings(ChannelSettings):
     """Settings of the email channel (on top of every channel's)."""
@@ -49,7 +44,7 @@ class EmailSettings(ChannelSettings):
     #: SNS signatures on SES events (SES reaches SQS through SNS, or raw).
     sns_signature: str = _policy()
     #: Topic ARNs SNS messages may come from; empty allows any.
-    sns_topic_arns: tuple[str, ...] = attrs.field(default=(), metadata=_LIST_OF_STRINGS)
+    sns_topic_arns: tuple[str, ...] = ()
     mailgun_signature: str = _policy()
     #: Mailgun's "HTTP webhook signing key".
     mailgun_signing_key: str | None = None
@@ -62,3 +57,16 @@ class EmailSettings(ChannelSettings):
     #: Soft bounces (of distinct messages) within the window that suppress an address.
     soft_bounce_limit: int = attrs.field(default=3, metadata=_at_least(1))
     soft_bounce_window_days: int = attrs.field(default=7, metadata=_at_least(1))
+
+    def __attrs_post_init__(self) -> None:
+        # Here rather than in the processor, so validate_processor_config reports it too.
+        problems = [
+            f"{policy} is required but no {key} is set"
+            for policy, key in (
+                ("mailgun_signature", "mailgun_signing_key"),
+                ("sendgrid_signature", "sendgrid_public_key"),
+            )
+            if getattr(self, policy) == "required" and not getattr(self, key)
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))

@@ -17,12 +17,6 @@ def _region(value: str) -> str | None:
     )
 
 
-def _a_list(value: object) -> str | None:
-    # Only called with a scalar: a lone string would otherwise be read as a
-    # list of one-character tokens.
-    return f"expected a list of tokens, got {type(value).__name__}"
-
-
 @attrs.frozen(kw_only=True)
 class SMSSettings(ChannelSettings):
     """SMS channel settings; every key is optional (see docs/sms.md)."""
@@ -30,7 +24,7 @@ class SMSSettings(ChannelSettings):
     #: Twilio auth token used to verify X-Twilio-Signature.
     auth_token: str | None = attrs.field(default=None, repr=False)
     #: More tokens accepted while rotating (the secondary auth token).
-    auth_tokens: tuple[str, ...] = attrs.field(default=(), repr=False, metadata={"check": _a_list})
+    auth_tokens: tuple[str, ...] = attrs.field(default=(), repr=False)
     #: The public URL Twilio calls, when API Gateway's own view of it differs
     #: (custom domain, proxy). Without a query string, the request's is appended.
     public_url: str | None = None

@@ -354,3 +354,11 @@ def test_mailgun_if_present_accepts_unsigned_webhooks() -> None:
     unsigned = payload("mailgun.json", "opened")
     del unsigned["signature"]
     assert run(proc, [unsigned, mailgun_signed("delivered")]).processed == 2
+
+
+def test_required_signature_without_key_is_reported_by_config_validation() -> None:
+    from commproc_core.config import config_problems
+    from commproc_email import EmailSettings
+
+    problems = config_problems(EmailSettings, {"mailgun_signature": "required"})
+    assert len(problems) == 1 and "mailgun_signing_key" in problems[0]
