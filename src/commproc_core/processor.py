@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 import attrs
 
 from commproc_core.config import ChannelSettings, parse_settings
-from commproc_core.envelope import Envelope, unwrap
+from commproc_core.envelope import CONTROL_TYPES, Envelope, unwrap
 from commproc_core.errors import (
     CommprocError,
     PermanentError,
@@ -337,7 +337,7 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         return self._heartbeat
 
     def _run_batch(self, messages: Sequence[QueueMessage]) -> tuple[list[MessageOutcome], list[_Item]]:
-        results: list[tuple[MessageOutcome, _Item]] = []
+        results: list[tuple[MessageOutcome, _Item]]
         try:
             with self.store.unit_of_work() as uow:
                 self._local.uow, self._local.services = uow, {}
@@ -444,9 +444,7 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         # failure, and the DLQ keeps the message after maxReceiveCount).
         try:
             return call(argument)
-        except (PermanentError, UniqueViolation, _Retry):
-            raise
-        except StoreUnavailable:
+        except (PermanentError, UniqueViolation, _Retry, StoreUnavailable):
             raise
         except TransientError as exc:
             self.log.warning(
@@ -627,9 +625,7 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
             uow.events.add(
                 CommunicationEvent(
                     channel=self.channel_type,
-                    provider="sns"
-                    if control in ("SubscriptionConfirmation", "UnsubscribeConfirmation")
-                    else self.default_provider,
+                    provider="sns" if control in CONTROL_TYPES else self.default_provider,
                     event_type=control,
                     status="ignored",
                     dedupe_key=key,
