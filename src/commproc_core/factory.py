@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -201,12 +201,16 @@ class ProcessorFactory:
             raise ConfigError("ProcessorFactory.get_all_processors needs a store")
         with self.store.unit_of_work() as uow:
             configs = uow.channel_configs.find(is_active=True, order_by="created_at")
+        return self.get_processors((c.channel_type, c.queue_url, c.config) for c in configs)
+
+    def get_processors(self, channels: Iterable[tuple[str, str, Mapping[str, Any]]]) -> list[Any]:
+        """A processor per (channel type, queue URL, config); broken ones are logged and skipped."""
         processors = []
-        for cfg in configs:
+        for channel_type, queue_url, config in channels:
             try:
-                processors.append(self.get_processor(cfg.channel_type, cfg.queue_url, cfg.config))
+                processors.append(self.get_processor(channel_type, queue_url, config))
             except (ChannelNotFound, ChannelLoadError, DuplicateChannelError, ConfigError) as exc:
-                log.error("channel config %s (%s) skipped: %s", cfg.id, cfg.channel_type, exc)
+                log.error("channel %s on queue %s skipped: %s", channel_type, queue_url, exc)
         return processors
 
     def validate_processor_config(

@@ -25,22 +25,22 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from commproc_core.errors import (
-    ChannelLoadError,
-    ChannelNotFound,
     CommprocError,
     ConfigError,
-    DuplicateChannelError,
     QueueError,
 )
 from commproc_core.metrics import HealthServer, WorkerMetrics, create_metrics
 from commproc_core.ports import Store
 from commproc_core.redact import redact
 from commproc_core.settings import ChannelSpec, WorkerSettings, channel_overrides
+
+if TYPE_CHECKING:
+    from commproc_core.factory import ProcessorFactory
 
 __all__ = ["Worker", "build_processors", "load_object", "queue_name", "stored_channels"]
 
@@ -441,18 +441,10 @@ def stored_channels(store: Store) -> tuple[ChannelSpec, ...]:
     )
 
 
-def build_processors(factory: Any, specs: Sequence[ChannelSpec], overrides: Mapping[str, Any]) -> list[Any]:
-    """A processor per spec, ``overrides`` applied to each config.
-
-    As ``ProcessorFactory.get_all_processors`` does, a channel whose plugin
-    is missing or broken, or whose config is invalid, is logged and skipped.
-    """
-    processors = []
-    for spec in specs:
-        try:
-            processors.append(
-                factory.get_processor(spec.channel_type, spec.queue_url, {**spec.config, **overrides})
-            )
-        except (ChannelNotFound, ChannelLoadError, DuplicateChannelError, ConfigError) as exc:
-            log.error("channel %s on %s skipped: %s", spec.channel_type, queue_name(spec.queue_url), exc)
-    return processors
+def build_processors(
+    factory: ProcessorFactory, specs: Sequence[ChannelSpec], overrides: Mapping[str, Any]
+) -> list[Any]:
+    """A processor per spec, ``overrides`` applied to each config; broken channels are skipped."""
+    return factory.get_processors(
+        (spec.channel_type, spec.queue_url, {**spec.config, **overrides}) for spec in specs
+    )
