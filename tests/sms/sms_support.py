@@ -252,3 +252,21 @@ def http_server(handler: Handler) -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 def json_answer(code: int, value: Any) -> tuple[int, Mapping[str, str], bytes]:
     return code, {"Content-Type": "application/json"}, json.dumps(value).encode()
+
+
+#: Every MessageStatus value Twilio documents.
+DOCUMENTED_STATUSES = (
+    "accepted",
+    "scheduled",
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "undelivered",
+    "failed",
+    "read",
+    "canceled",
+    "receiving",
+    "received",
+    "partially_delivered",
+)

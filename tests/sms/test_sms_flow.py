@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sms_support import (
+    DOCUMENTED_STATUSES,
     LEAD_NUMBER,
     OUR_NUMBER,
     SERVICE,
@@ -383,21 +384,7 @@ def test_first_error_kept_and_terminal_status_wins(store):
 def test_every_status_is_recorded(store):
     h = Harness(store)
     provider_id = sid()
-    statuses = [
-        "accepted",
-        "scheduled",
-        "queued",
-        "sending",
-        "sent",
-        "delivered",
-        "undelivered",
-        "failed",
-        "read",
-        "canceled",
-        "receiving",
-        "received",
-        "partially_delivered",
-    ]
+    statuses = DOCUMENTED_STATUSES
     stats = h.run(*(status(provider_id, s) for s in statuses))
     assert stats["processed"] == len(statuses)
     assert sorted(e.data["status"] for e in h.rows("events")) == sorted(statuses)

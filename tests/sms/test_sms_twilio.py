@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sms_support import ACCOUNT, inbound, payload, status
+from sms_support import ACCOUNT, DOCUMENTED_STATUSES, inbound, payload, status
 
 from commproc_core.errors import InvalidPayload, PermanentError, UnknownEventShape
 from commproc_sms.events import (
@@ -20,23 +20,6 @@ from commproc_sms.events import (
     status_rank,
 )
 from commproc_sms.twilio import INBOUND, STATUS, TwilioInbound, TwilioStatus, determine_kind, parse_twilio
-
-#: Every MessageStatus value Twilio documents.
-DOCUMENTED_STATUSES = (
-    "accepted",
-    "scheduled",
-    "queued",
-    "sending",
-    "sent",
-    "delivered",
-    "undelivered",
-    "failed",
-    "read",
-    "canceled",
-    "receiving",
-    "received",
-    "partially_delivered",
-)
 
 
 def test_inbound_sms_form_from_twilio_docs():
