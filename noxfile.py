@@ -30,6 +30,8 @@ def lint(session: nox.Session) -> None:
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # The layers of docs/architecture.md, read from the source tree's imports.
+    session.run("lint-imports", "--no-cache", env={"PYTHONPATH": str(ROOT / "src")})
 
 
 @nox.session

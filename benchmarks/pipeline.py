@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from commproc_core.model import CommunicationEvent
-from commproc_core.processor import EventPayload
+from commproc_core.pipeline.processor import EventPayload
 from commproc_core.queues import MemoryQueue
 from commproc_core.stores import MemoryStore
 from commproc_core.testing import ExampleEvent, ExampleProcessor, drain

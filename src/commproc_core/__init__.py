@@ -5,8 +5,6 @@ releases.
 """
 
 from commproc_core.agents import AgentResponderError, OpenAIChatResponder, TemplateResponder
-from commproc_core.config import AgentConfig, ChannelSettings, parse_settings
-from commproc_core.envelope import Envelope
 from commproc_core.errors import (
     ChannelLoadError,
     ChannelNotFound,
@@ -22,9 +20,13 @@ from commproc_core.errors import (
     UnknownEventShape,
 )
 from commproc_core.factory import ProcessorFactory
-from commproc_core.outbox import OutboxDispatcher, SendError
-from commproc_core.processor import BaseChannelProcessor, EventPayload, ProviderEvent
-from commproc_core.stats import BatchReport, MessageOutcome, ProcessingStats
+from commproc_core.parsing import parse_settings
+from commproc_core.pipeline.envelope import Envelope
+from commproc_core.pipeline.processor import BaseChannelProcessor, EventPayload, ProviderEvent
+from commproc_core.pipeline.settings import ChannelSettings
+from commproc_core.pipeline.stats import BatchReport, MessageOutcome, ProcessingStats
+from commproc_core.services.agent import AgentConfig
+from commproc_core.services.outbox import OutboxDispatcher, SendError
 
 __version__ = "0.1.0"
 

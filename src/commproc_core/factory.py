@@ -22,8 +22,9 @@ from typing import Any
 
 import attrs
 
-from commproc_core.config import ChannelSettings, config_problems
 from commproc_core.errors import ChannelLoadError, ChannelNotFound, ConfigError, DuplicateChannelError
+from commproc_core.parsing import config_problems
+from commproc_core.pipeline.settings import ChannelSettings
 from commproc_core.ports import AgentResponder, Clock, MessageQueue, Sender, Store
 
 __all__ = ["ENTRY_POINT_GROUP", "ChannelInfo", "ProcessorFactory"]

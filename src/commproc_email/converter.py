@@ -27,8 +27,8 @@ from cattrs.cols import is_sequence, list_structure_factory
 from cattrs.errors import ClassValidationError, IterableValidationError
 from cattrs.gen import make_dict_structure_fn, override
 
-from commproc_core.config import strict_type_hook
 from commproc_core.errors import InvalidPayload
+from commproc_core.parsing import strict_type_hook
 
 __all__ = ["CONVERTER", "StrOrList", "parse_timestamp", "structure"]
 

@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from commproc_core.envelope import Envelope
 from commproc_core.errors import InvalidPayload, PermanentError, SignatureError
 from commproc_core.model import (
     Campaign,
@@ -25,8 +24,9 @@ from commproc_core.model import (
     OutboundMessage,
     Participant,
 )
+from commproc_core.pipeline.envelope import Envelope
+from commproc_core.pipeline.processor import BaseChannelProcessor, EventPayload
 from commproc_core.ports import AgentResponder, Clock, MessageQueue, Sender, Store
-from commproc_core.processor import BaseChannelProcessor, EventPayload
 from commproc_core.stores.spec import Range
 from commproc_email import addresses
 from commproc_email.detect import detect_provider

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import attrs
 
-from commproc_core.config import ChannelSettings
+from commproc_core.pipeline.settings import ChannelSettings
 
 __all__ = ["POLICIES", "EmailSettings"]
 

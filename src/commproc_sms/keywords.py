@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 from commproc_core.model import CommunicationEvent, OutboundMessage, new_id
-from commproc_core.outbox import queue_outbound
 from commproc_core.services.keywords import KeywordOutcome
+from commproc_core.services.outbox import queue_outbound
 
 if TYPE_CHECKING:
     from commproc_sms.processor import InboundContext, SMSProcessor

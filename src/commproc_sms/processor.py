@@ -18,10 +18,10 @@ from urllib.parse import parse_qsl
 import attrs
 
 from commproc_core.agents import TemplateResponder
-from commproc_core.envelope import Envelope
 from commproc_core.errors import InvalidPayload, PermanentError
 from commproc_core.model import Campaign, CommunicationEvent, Lead, Media, Message
-from commproc_core.processor import BaseChannelProcessor, EventPayload
+from commproc_core.pipeline.envelope import Envelope
+from commproc_core.pipeline.processor import BaseChannelProcessor, EventPayload
 from commproc_core.services.agent import AIAgentService
 from commproc_core.services.keywords import KeywordProcessingService, normalize_text
 from commproc_sms.events import PROVIDER, SmsEvent, SmsInbound, SmsStatusUpdate, build_event, consent_channel

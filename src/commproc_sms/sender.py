@@ -17,8 +17,8 @@ import urllib.request
 from typing import Any
 
 from commproc_core.model import OutboundMessage
-from commproc_core.outbox import SendError
 from commproc_core.ports import SendResult
+from commproc_core.services.outbox import SendError
 
 __all__ = ["OPTED_OUT_ERROR", "TwilioSender"]
 

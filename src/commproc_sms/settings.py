@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import phonenumbers
 
-from commproc_core.config import ChannelSettings
+from commproc_core.pipeline.settings import ChannelSettings
 from commproc_core.services.keywords import KeywordConfig
 
 __all__ = ["SMSSettings"]

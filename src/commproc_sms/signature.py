@@ -18,8 +18,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from commproc_core.envelope import Envelope
 from commproc_core.errors import SignatureError
+from commproc_core.pipeline.envelope import Envelope
 
 __all__ = ["body_sha256", "compute_signature", "url_variants", "verify_envelope", "verify_signature"]
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from commproc_core.envelope import unwrap_body
 from commproc_core.errors import InvalidPayload
+from commproc_core.pipeline.envelope import unwrap_body
 
 TWILIO_FORM = "MessageSid=SM1&From=%2B14155550100&To=%2B14155550199&Body=Hello+there"
 

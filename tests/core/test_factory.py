@@ -7,9 +7,9 @@ import textwrap
 import pytest
 
 from commproc_core import ProcessorFactory
-from commproc_core.cli import main
 from commproc_core.errors import ChannelLoadError, ChannelNotFound, ConfigError, DuplicateChannelError
 from commproc_core.model import ChannelConfig
+from commproc_core.runtime.cli import main
 from commproc_core.stores import MemoryStore
 from commproc_core.testing import ExampleProcessor
 

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from commproc_core.pipeline.stats import ProcessingStats
 from commproc_core.queues import MemoryQueue
-from commproc_core.stats import ProcessingStats
 from commproc_core.testing import FixedClock, drain
 from commproc_email import EmailProcessor, sns_signing_string
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from email_support import load, payload
 
-from commproc_core.envelope import Envelope
 from commproc_core.errors import InvalidPayload, UnknownEventShape
-from commproc_core.processor import EventPayload
+from commproc_core.pipeline.envelope import Envelope
+from commproc_core.pipeline.processor import EventPayload
 from commproc_core.stores import MemoryStore
 from commproc_email import EVENT_TYPES, EmailEvent, EmailProcessor, detect_provider
 

@@ -229,8 +229,8 @@ def test_mailgun_through_the_processor() -> None:
 def test_mailgun_freshness_is_judged_against_the_queue_time() -> None:
     # A message that waited an hour in the queue is still fresh: what counts is
     # when it was enqueued (QueueMessage.sent_at), not when it is processed.
-    from commproc_core.envelope import unwrap
     from commproc_core.model import QueueMessage
+    from commproc_core.pipeline.envelope import unwrap
 
     store = MemoryStore()
     proc = processor(store, {"mailgun_signing_key": MAILGUN_KEY})
@@ -242,7 +242,7 @@ def test_mailgun_freshness_is_judged_against_the_queue_time() -> None:
         body=json.dumps(data),
         sent_at=datetime.fromtimestamp(signed_at + 5, timezone.utc),
     )
-    from commproc_core.processor import EventPayload
+    from commproc_core.pipeline.processor import EventPayload
 
     unwrapped = unwrap(message)
     events_ = proc.validate_event(EventPayload(data=unwrapped.items[0], envelope=unwrapped.envelope))
@@ -357,7 +357,7 @@ def test_mailgun_if_present_accepts_unsigned_webhooks() -> None:
 
 
 def test_required_signature_without_key_is_reported_by_config_validation() -> None:
-    from commproc_core.config import config_problems
+    from commproc_core.parsing import config_problems
     from commproc_email import EmailSettings
 
     problems = config_problems(EmailSettings, {"mailgun_signature": "required"})

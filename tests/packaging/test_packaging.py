@@ -71,7 +71,7 @@ def env(tmp_path_factory):
 
 def test_sdists_hold_their_package(dist_dir: Path) -> None:
     for name, member in [
-        ("commproc_core", "src/commproc_core/processor.py"),
+        ("commproc_core", "src/commproc_core/pipeline/processor.py"),
         ("commproc_sms", "processor.py"),
         ("commproc_email", "processor.py"),
     ]:

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-CLI = [sys.executable, "-m", "commproc_core.cli"]
+CLI = [sys.executable, "-m", "commproc_core.runtime.cli"]
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
-    """The environment for ``python -m commproc_core.cli``: src/ on the path, no host AWS settings."""
+    """The environment for ``python -m commproc_core.runtime.cli``: src/ on the path, no host AWS settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COMMPROC_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])
     env.update(extra)

@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 from runtime_support import CLI, subprocess_env
 
-from commproc_core.cli import main
-from commproc_core.cli.stats import collect_stats
 from commproc_core.errors import ThrottledError
 from commproc_core.model import utcnow
 from commproc_core.queues import MemoryQueue
+from commproc_core.runtime.cli import main
+from commproc_core.runtime.cli.stats import collect_stats
 from commproc_core.stores.sql import SQLStore, current_version
 from commproc_core.testing import ExampleProcessor, drain
 
@@ -23,7 +23,7 @@ SMS_QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/sms-inbound"
 def test_help_is_fast_and_imports_neither_boto3_nor_sqlalchemy() -> None:
     script = (
         "import sys\n"
-        "from commproc_core.cli import main\n"
+        "from commproc_core.runtime.cli import main\n"
         "try:\n"
         "    main(['--help'])\n"
         "except SystemExit:\n"

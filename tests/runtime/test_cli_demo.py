@@ -7,10 +7,10 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
-from commproc_core.cli import main
-from commproc_core.demo import bundled_events, run_demo
+from commproc_core.runtime.cli import main
+from commproc_core.runtime.demo import bundled_events, run_demo
 
-#: What the bundled events must record, event by event (see src/commproc_core/demo/events).
+#: What the bundled events must record, event by event (see src/commproc_core/runtime/demo/events).
 EXPECTED_EVENTS = {
     # sms: 3 inbound texts (one from a WhatsApp and one an MMS, which get their own
     # channel), STOP and HELP (each an inbound message plus the keyword event),

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from commproc_core.cli import main
-from commproc_core.demo import bundled_events
+from commproc_core.runtime.cli import main
+from commproc_core.runtime.demo import bundled_events
 from commproc_core.stores.sql import SQLStore
 
 REQUIRED = {"channel", "provider", "event_type", "provider_message_id", "dedupe_key", "duplicate"}

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 
-from commproc_core.cli import main
+from commproc_core.runtime.cli import main
 from commproc_core.stores.sql import SQLStore
 from commproc_core.testing.moto import create_queue_with_dlq, sqs_client
 

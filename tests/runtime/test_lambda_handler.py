@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from runtime_support import subprocess_env
 
-from commproc_core import lambda_handler
 from commproc_core.errors import ConfigError, ThrottledError
 from commproc_core.factory import ProcessorFactory
 from commproc_core.lambda_handler import make_handler, queue_url_from_arn, record_to_message
+from commproc_core.runtime import lambda_handler
 from commproc_core.stores import MemoryStore
 from commproc_core.testing import ExampleProcessor, table_counts
 

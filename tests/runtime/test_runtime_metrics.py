@@ -10,11 +10,11 @@ import urllib.request
 import pytest
 from runtime_support import wait_for
 
-from commproc_core.metrics import WorkerMetrics, create_metrics
 from commproc_core.queues import MemoryQueue
+from commproc_core.runtime.metrics import WorkerMetrics, create_metrics
+from commproc_core.runtime.worker import Worker
 from commproc_core.stores import MemoryStore
 from commproc_core.testing import ExampleProcessor
-from commproc_core.worker import Worker
 
 
 def samples(text: str) -> dict[tuple[str, frozenset], float]:

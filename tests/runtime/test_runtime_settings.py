@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from commproc_core.errors import ConfigError
-from commproc_core.settings import (
+from commproc_core.runtime.settings import (
     ChannelSpec,
     WorkerSettings,
     channel_overrides,

@@ -15,10 +15,10 @@ from commproc_core.errors import QueueUnavailable
 from commproc_core.model import OutboundMessage
 from commproc_core.ports import SendResult
 from commproc_core.queues import MemoryQueue
+from commproc_core.runtime.worker import Worker
 from commproc_core.stores import MemoryStore
 from commproc_core.stores.sql import SQLStore
 from commproc_core.testing import ExampleProcessor, table_counts
-from commproc_core.worker import Worker
 
 
 def body(i: int) -> str:
@@ -172,7 +172,7 @@ def test_store_outage_backs_off_then_recovers() -> None:
 
 
 def test_outbox_dispatcher_sends_pending_replies() -> None:
-    from commproc_core.outbox import OutboxDispatcher
+    from commproc_core.services.outbox import OutboxDispatcher
 
     class Sender:
         def __init__(self) -> None:

@@ -15,11 +15,10 @@ from commproc_core.agents import (
     OpenAIChatResponder,
     TemplateResponder,
 )
-from commproc_core.config import AgentConfig
 from commproc_core.errors import ConfigError
 from commproc_core.model import ChatTurn, Conversation, Message
 from commproc_core.ports import AgentRequest
-from commproc_core.services.agent import AIAgentService
+from commproc_core.services.agent import AgentConfig, AIAgentService
 from commproc_core.stores import MemoryStore
 from commproc_core.testing import FixedClock
 

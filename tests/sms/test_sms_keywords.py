@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commproc_core.config import parse_settings
 from commproc_core.errors import ConfigError
+from commproc_core.parsing import parse_settings
 from commproc_core.services.keywords import (
     DEFAULT_KEYWORD_LANGUAGES,
     KeywordConfig,

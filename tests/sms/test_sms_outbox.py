@@ -22,8 +22,8 @@ from sms_support import (
 )
 
 from commproc_core.model import CommunicationEvent, Consent, OutboundMessage
-from commproc_core.outbox import DispatchCounts, OutboxDispatcher, SendError
 from commproc_core.ports import SendResult
+from commproc_core.services.outbox import DispatchCounts, OutboxDispatcher, SendError
 from commproc_core.stores import MemoryStore
 from commproc_core.testing import FixedClock
 from commproc_sms.sender import TwilioSender

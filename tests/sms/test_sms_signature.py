@@ -8,8 +8,8 @@ from urllib.parse import parse_qsl
 import pytest
 from sms_support import TOKEN, Harness, apigw_v1, apigw_v2, form, inbound, payload_text
 
-from commproc_core.envelope import Envelope
 from commproc_core.errors import ConfigError, SignatureError
+from commproc_core.pipeline.envelope import Envelope
 from commproc_sms.signature import (
     body_sha256,
     compute_signature,

@@ -19,18 +19,32 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from commproc_core.agents import DEFAULT_AGENT_PROMPT
-from commproc_core.config import AgentConfig, parse_settings
 from commproc_core.model import AgentEvent, ChatTurn, Message, OutboundMessage
+from commproc_core.parsing import POSITIVE, not_blank, parse_settings
 from commproc_core.ports import AgentRequest, AgentResponder, Clock, UnitOfWork
 from commproc_core.services._base import Service
 from commproc_core.services.conversations import ConversationService
 
-__all__ = ["AIAgentService"]
+__all__ = ["AIAgentService", "AgentConfig"]
 
 log = logging.getLogger("commproc.agent")
 
 _ERROR_LIMIT = 500
+
+
+@attrs.frozen(kw_only=True)
+class AgentConfig:
+    """How the AI agent answers: its instructions and the context it is given."""
+
+    prompt: str = attrs.field(metadata=not_blank)
+    context: dict[str, Any] = attrs.field(factory=dict)
+    #: How many earlier messages of the conversation the agent sees.
+    history_limit: int = attrs.field(default=10, metadata=POSITIVE)
+    #: Cap on a reply's length in characters; longer replies are cut.
+    max_reply_chars: int = attrs.field(default=1600, metadata=POSITIVE)
 
 
 class AIAgentService(Service):
@@ -114,7 +128,7 @@ class AIAgentService(Service):
         text = answer.text.strip()[: self.config.max_reply_chars].strip()
         if not text:
             return self._record(message, lead_id, outcome="skipped", latency=latency)
-        from commproc_core.outbox import queue_outbound  # the outbox imports services: import late
+        from commproc_core.services.outbox import queue_outbound  # the outbox imports services: import late
 
         now = self.clock.now()
         queue_outbound(

@@ -15,7 +15,7 @@ import attrs
 
 from commproc_core.errors import InvalidPayload, UnknownEventShape
 from commproc_core.model import CommunicationEvent, Message
-from commproc_core.processor import BaseChannelProcessor, EventPayload
+from commproc_core.pipeline.processor import BaseChannelProcessor, EventPayload
 
 __all__ = ["ExampleEvent", "ExampleProcessor"]
 

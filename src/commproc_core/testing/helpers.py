@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from commproc_core.model import QueueMessage, new_id
+from commproc_core.pipeline.stats import ProcessingStats
 from commproc_core.ports import Store
-from commproc_core.stats import ProcessingStats
 from commproc_core.stores.spec import TABLES
 
 __all__ = ["FixedClock", "assert_stats", "body", "drain", "make_message", "table_counts"]

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from commproc_core.cli._common import configure_logging
 from commproc_core.errors import ConfigError
+from commproc_core.runtime.cli._common import configure_logging
 
 __all__ = ["register"]
 
@@ -100,8 +100,8 @@ def _store(url: str | None, *, memory: bool) -> Iterator[Any]:
 
 def _processor(args: argparse.Namespace, store: Any) -> Any:
     from commproc_core.factory import ProcessorFactory
-    from commproc_core.settings import load_channel_config, parse_processor_spec
-    from commproc_core.worker import load_object
+    from commproc_core.runtime.settings import load_channel_config, parse_processor_spec
+    from commproc_core.runtime.worker import load_object
 
     factory = ProcessorFactory(store)
     for text in args.processors:
@@ -121,7 +121,7 @@ def _human(result: Any) -> str:
 
 
 def _run(args: argparse.Namespace, *, memory: bool) -> int:
-    from commproc_core.replay import read_inputs, replay_iter
+    from commproc_core.runtime.replay import read_inputs, replay_iter
 
     configure_logging("WARNING")
     inputs = read_inputs(args.paths)

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from commproc_core.model import QueueMessage, utcnow
-from commproc_core.stats import BatchReport
+from commproc_core.pipeline.stats import BatchReport
 
 __all__ = ["HealthServer", "PrometheusMetrics", "WorkerMetrics", "create_metrics", "prometheus_available"]
 

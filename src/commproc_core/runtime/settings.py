@@ -68,7 +68,7 @@ class WorkerSettings:
 
     ``batch_size``, ``wait_time``, ``visibility_timeout`` and ``heartbeat``
     are None unless set: each channel's own config then decides (see
-    :class:`~commproc_core.config.ChannelSettings`); when set, they override
+    :class:`~commproc_core.pipeline.settings.ChannelSettings`); when set, they override
     it for every channel.
     """
 

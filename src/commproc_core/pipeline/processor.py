@@ -19,8 +19,6 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import attrs
 
-from commproc_core.config import ChannelSettings, parse_settings
-from commproc_core.envelope import CONTROL_TYPES, Envelope, unwrap
 from commproc_core.errors import (
     CommprocError,
     PermanentError,
@@ -28,7 +26,6 @@ from commproc_core.errors import (
     TransientError,
     UniqueViolation,
 )
-from commproc_core.heartbeat import Heartbeat
 from commproc_core.model import (
     Campaign,
     CommunicationEvent,
@@ -38,6 +35,11 @@ from commproc_core.model import (
     QueueMessage,
     Thread,
 )
+from commproc_core.parsing import parse_settings
+from commproc_core.pipeline.envelope import CONTROL_TYPES, Envelope, unwrap
+from commproc_core.pipeline.heartbeat import Heartbeat
+from commproc_core.pipeline.settings import ChannelSettings
+from commproc_core.pipeline.stats import BatchReport, MessageOutcome, ProcessingStats
 from commproc_core.ports import (
     AgentResponder,
     Clock,
@@ -55,7 +57,6 @@ from commproc_core.services import (
     LeadMatchingService,
     SystemClock,
 )
-from commproc_core.stats import BatchReport, MessageOutcome, ProcessingStats
 
 __all__ = ["BaseChannelProcessor", "EventPayload", "ProviderEvent"]
 

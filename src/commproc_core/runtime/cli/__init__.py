@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from commproc_core import __version__
-from commproc_core.cli import channels, db, demo, replay, run, stats
-from commproc_core.cli._common import logging_restored
 from commproc_core.errors import ChannelNotFound, CommprocError, ConfigError
+from commproc_core.runtime.cli import channels, db, demo, replay, run, stats
+from commproc_core.runtime.cli._common import logging_restored
 
 __all__ = ["build_parser", "main"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from commproc_core.cli._common import configure_logging
 from commproc_core.errors import ConfigError
+from commproc_core.runtime.cli._common import configure_logging
 
 __all__ = ["register"]
 
@@ -77,7 +77,7 @@ def register(subparsers: Any) -> None:
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
-    from commproc_core.settings import parse_channel_spec, parse_processor_spec
+    from commproc_core.runtime.settings import parse_channel_spec, parse_processor_spec
 
     names = (
         "database_url",
@@ -105,11 +105,11 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from commproc_core.settings import load_settings
+    from commproc_core.runtime.settings import load_settings
 
     settings = load_settings(_flags(args), config_file=args.config)
     configure_logging(settings.log_level, settings.log_format)
-    from commproc_core.worker import Worker
+    from commproc_core.runtime.worker import Worker
 
     worker = Worker.from_settings(settings)
     return worker.run()

@@ -1,9 +1,10 @@
-"""Channel settings: the ``config`` mapping of a channel configuration, typed.
+"""Strict parsing of plain mappings into attrs classes: settings and untrusted input.
 
-Each processor declares an attrs class (``settings_class``) for its config.
-:func:`parse_settings` structures a plain mapping into it with a strict
-converter: unknown keys and wrong types are problems, each reported with its
-field path (``$.agent_config.prompt``), never silently coerced.
+:func:`parse_settings` structures a mapping into an attrs class with a strict
+cattrs converter: unknown keys and wrong types are problems, each reported
+with its field path (``config.agent_config.prompt``), never silently coerced.
+Fields carry range and emptiness checks in their metadata (:func:`between`).
+No I/O: every layer may use it.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from commproc_core.errors import ConfigError
 
 __all__ = [
-    "AgentConfig",
-    "ChannelSettings",
+    "POSITIVE",
+    "between",
     "config_problems",
+    "not_blank",
     "parse_settings",
     "settings_converter",
     "strict_type_hook",
@@ -32,7 +34,7 @@ __all__ = [
 S = TypeVar("S")
 
 
-def _between(low: float, high: float | None = None, *, open_low: bool = False) -> dict[str, Any]:
+def between(low: float, high: float | None = None, *, open_low: bool = False) -> dict[str, Any]:
     """Field metadata: the value must lie in [low, high] (or (low, high] with open_low)."""
 
     def check(value: float) -> str | None:
@@ -45,42 +47,11 @@ def _between(low: float, high: float | None = None, *, open_low: bool = False) -
     return {"check": check}
 
 
-_POSITIVE = _between(0, open_low=True)
+#: Field metadata: the value must be above zero.
+POSITIVE = between(0, open_low=True)
 
-
-@attrs.frozen(kw_only=True)
-class AgentConfig:
-    """How the AI agent answers: its instructions and the context it is given."""
-
-    prompt: str = attrs.field(metadata={"check": lambda v: None if v.strip() else "must not be empty"})
-    context: dict[str, Any] = attrs.field(factory=dict)
-    #: How many earlier messages of the conversation the agent sees.
-    history_limit: int = attrs.field(default=10, metadata=_POSITIVE)
-    #: Cap on a reply's length in characters; longer replies are cut.
-    max_reply_chars: int = attrs.field(default=1600, metadata=_POSITIVE)
-
-
-@attrs.frozen(kw_only=True)
-class ChannelSettings:
-    """Settings every channel understands; plugins subclass to add their own."""
-
-    #: Hand inbound messages to the AI agent (the seed's ``agent_mode``).
-    agent_mode: bool = False
-    agent_config: AgentConfig | None = None
-    #: Create a lead for an unknown sender instead of recording the event without one.
-    create_leads: bool = True
-    #: Seconds a received message stays invisible to other consumers.
-    visibility_timeout: int = attrs.field(default=60, metadata=_between(1, 43200))
-    #: Long-poll wait for receives, 0 to 20 seconds.
-    wait_time: int = attrs.field(default=20, metadata=_between(0, 20))
-    #: Messages per receive, 1 to 10.
-    batch_size: int = attrs.field(default=10, metadata=_between(1, 10))
-    #: First retry delay after a transient failure; doubles with each receive.
-    retry_base_seconds: int = attrs.field(default=10, metadata=_POSITIVE)
-    #: Longest retry delay.
-    max_backoff_seconds: int = attrs.field(default=900, metadata=_between(1, 43200))
-    #: Extend visibility once processing has used this fraction of the timeout.
-    heartbeat_fraction: float = attrs.field(default=0.5, metadata=_between(0.0, 0.95, open_low=True))
+#: Field metadata: the text must not be empty or blank.
+not_blank: dict[str, Any] = {"check": lambda v: None if v.strip() else "must not be empty"}
 
 
 def strict_type_hook(kind: type[Any]) -> Any:

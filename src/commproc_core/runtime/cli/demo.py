@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from commproc_core.cli._common import configure_logging
+from commproc_core.runtime.cli._common import configure_logging
 
 __all__ = ["register"]
 
@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from commproc_core.demo import format_summary, run_demo
+    from commproc_core.runtime.demo import format_summary, run_demo
 
     # The invalid demo events are logged as warnings by the processors; the
     # summary reports them, so the log stays quiet.

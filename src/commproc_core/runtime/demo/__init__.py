@@ -4,7 +4,7 @@ The events live in ``events/sms`` and ``events/email`` (one queue message
 body per file, as SQS would hold it).
 """
 
-from commproc_core.demo.runner import (
+from commproc_core.runtime.demo.runner import (
     DEFAULT_DATABASE,
     DEMO_CHANNELS,
     DemoSummary,

@@ -12,9 +12,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from commproc_core.cli._common import add_database, configure_logging, print_table, usage_error
 from commproc_core.errors import ConfigError
 from commproc_core.factory import ProcessorFactory
+from commproc_core.runtime.cli._common import add_database, configure_logging, print_table, usage_error
 
 __all__ = ["mask_config", "register"]
 
@@ -110,7 +110,7 @@ def mask_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def list_configs(args: argparse.Namespace) -> int:
-    from commproc_core.cli._common import open_store
+    from commproc_core.runtime.cli._common import open_store
 
     configure_logging("WARNING")
     store = open_store(args.database)
@@ -143,7 +143,7 @@ def list_configs(args: argparse.Namespace) -> int:
 
 
 def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    from commproc_core.settings import config_from_text, load_channel_config
+    from commproc_core.runtime.settings import config_from_text, load_channel_config
 
     if args.config_file:
         return load_channel_config(args.config_file)
@@ -155,8 +155,8 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def add_config(args: argparse.Namespace) -> int:
     import attrs
 
-    from commproc_core.cli._common import open_store
     from commproc_core.model import ChannelConfig, utcnow
+    from commproc_core.runtime.cli._common import open_store
 
     configure_logging("WARNING")
     config = _config_from_args(args)
@@ -195,8 +195,8 @@ def add_config(args: argparse.Namespace) -> int:
 def set_active(args: argparse.Namespace) -> int:
     import attrs
 
-    from commproc_core.cli._common import open_store
     from commproc_core.model import utcnow
+    from commproc_core.runtime.cli._common import open_store
 
     configure_logging("WARNING")
     store = open_store(args.database)

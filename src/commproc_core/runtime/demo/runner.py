@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import attrs
 
 from commproc_core.errors import ChannelLoadError, ChannelNotFound, ConfigError, DuplicateChannelError
-from commproc_core.stats import ProcessingStats
+from commproc_core.pipeline.stats import ProcessingStats
 
 __all__ = ["DEFAULT_DATABASE", "DEMO_CHANNELS", "DemoSummary", "bundled_events", "format_summary", "run_demo"]
 
@@ -38,7 +38,7 @@ _BATCH = 4
 
 def bundled_events(channel: str) -> list[tuple[str, str]]:
     """The demo's queue message bodies for ``channel``: (file name, body), in name order."""
-    folder = files("commproc_core.demo").joinpath("events").joinpath(channel)
+    folder = files("commproc_core.runtime.demo").joinpath("events").joinpath(channel)
     entries = sorted((entry for entry in folder.iterdir() if entry.is_file()), key=lambda e: e.name)
     return [(entry.name, entry.read_text(encoding="utf-8")) for entry in entries]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from commproc_core.cli._common import add_database, configure_logging, usage_error
+from commproc_core.runtime.cli._common import add_database, configure_logging, usage_error
 
 __all__ = ["register"]
 

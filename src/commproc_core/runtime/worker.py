@@ -34,10 +34,10 @@ from commproc_core.errors import (
     ConfigError,
     QueueError,
 )
-from commproc_core.metrics import HealthServer, WorkerMetrics, create_metrics
 from commproc_core.ports import Store
 from commproc_core.redact import redact
-from commproc_core.settings import ChannelSpec, WorkerSettings, channel_overrides
+from commproc_core.runtime.metrics import HealthServer, WorkerMetrics, create_metrics
+from commproc_core.runtime.settings import ChannelSpec, WorkerSettings, channel_overrides
 
 if TYPE_CHECKING:
     from commproc_core.factory import ProcessorFactory
@@ -84,9 +84,9 @@ class Worker:
     """Polls every processor's queue with ``pollers`` threads each until stopped.
 
     ``store`` is used for readiness (defaults to the first processor's).
-    ``metrics`` defaults to :func:`~commproc_core.metrics.create_metrics`
+    ``metrics`` defaults to :func:`~commproc_core.runtime.metrics.create_metrics`
     when ``metrics_port`` is set, else to nothing. With a ``dispatcher``
-    (an :class:`~commproc_core.outbox.OutboxDispatcher`) a thread sends the
+    (an :class:`~commproc_core.services.outbox.OutboxDispatcher`) a thread sends the
     outbox every ``outbox_interval`` seconds while it is empty, continuously
     while it is not. With ``owns_store`` (as :meth:`from_settings` sets it)
     :meth:`drain` closes the store too.
@@ -160,7 +160,7 @@ class Worker:
                 )
             dispatcher = None
             if sender is not None:
-                from commproc_core.outbox import OutboxDispatcher
+                from commproc_core.services.outbox import OutboxDispatcher
 
                 dispatcher = OutboxDispatcher(store, sender)
             return cls(

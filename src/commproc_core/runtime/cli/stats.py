@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from commproc_core.cli._common import add_database, configure_logging, print_table, usage_error
+from commproc_core.runtime.cli._common import add_database, configure_logging, print_table, usage_error
 
 __all__ = ["collect_stats", "register"]
 
@@ -148,9 +148,9 @@ def _print(figures: dict[str, Any], window: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from commproc_core.cli._common import open_store
     from commproc_core.model import utcnow
-    from commproc_core.settings import parse_duration
+    from commproc_core.runtime.cli._common import open_store
+    from commproc_core.runtime.settings import parse_duration
 
     configure_logging("WARNING")
     try:

@@ -1,0 +1,5 @@
+import sys
+
+from commproc_core.runtime.cli import main
+
+sys.exit(main())
