@@ -37,6 +37,7 @@ __all__ = [
     "TransientError",
     "UniqueViolation",
     "UnknownEventShape",
+    "WriteConflict",
 ]
 
 
@@ -104,6 +105,21 @@ class QueueUnavailable(TransientError):
     """The queue service cannot be reached or answered with a server error; retry later."""
 
     code = "queue_unavailable"
+
+
+class WriteConflict(TransientError):
+    """Another transaction wrote the same rows first (a unique key taken, a deadlock).
+
+    The batch's transaction is rolled back and run again: its reads then see
+    the other transaction's rows.
+    """
+
+    code = "write_conflict"
+
+    def __init__(self, detail: str, *, table: str | None = None, key: str | None = None) -> None:
+        super().__init__(detail)
+        self.table = table
+        self.key = key
 
 
 class ThrottledError(TransientError):

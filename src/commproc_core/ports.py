@@ -39,13 +39,16 @@ __all__ = [
     "AgentRequest",
     "AgentResponder",
     "BatchResult",
+    "BulkUnitOfWork",
     "ChannelProcessor",
     "Clock",
+    "Load",
     "MessageQueue",
     "Repository",
     "SendResult",
     "Sender",
     "Store",
+    "TableChanges",
     "UnitOfWork",
     "VisibilityChange",
 ]
@@ -162,6 +165,56 @@ class UnitOfWork(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+@attrs.frozen
+class Load:
+    """A set-based read: the rows of ``table`` whose ``field`` holds one of ``values``.
+
+    ``where`` adds equality conditions; ``lock`` keeps the rows found from
+    changing until the transaction ends (``SELECT ... FOR UPDATE`` where the
+    database has it; SQLite and the memory store serialize writers anyway).
+    """
+
+    table: str
+    field: str
+    values: tuple[Any, ...]
+    where: tuple[tuple[str, Any], ...] = ()
+    lock: bool = False
+
+
+@attrs.frozen
+class TableChanges:
+    """The writes of one table, applied inserts first, then updates, then deletes."""
+
+    table: str
+    inserts: tuple[Any, ...] = ()
+    #: Whole records, matched on ``id``.
+    updates: tuple[Any, ...] = ()
+    #: Record ids.
+    deletes: tuple[str, ...] = ()
+
+
+class BulkUnitOfWork(UnitOfWork, Protocol):
+    """A unit of work that reads and writes a whole batch with a fixed number of statements.
+
+    The batch path (:class:`commproc_core.stores.session.BatchSession`) uses
+    these when a store offers them, and the row-at-a-time repositories
+    otherwise.
+    """
+
+    def load_many(self, loads: Sequence[Load]) -> list[list[Any]]:
+        """The rows of each load, in order; one round trip for all of them where the driver allows."""
+        ...
+
+    def apply(self, changes: Sequence[TableChanges]) -> None:
+        """Write ``changes`` in the order given, each table's rows in one statement per kind.
+
+        Raises :class:`~commproc_core.errors.WriteConflict` when a row's unique
+        key is already taken (another transaction got there first) or an updated
+        row is gone; the transaction must then be rolled back.
+        """
+        ...
 
 
 class Store(Protocol):

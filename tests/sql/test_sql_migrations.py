@@ -20,7 +20,7 @@ from commproc_core.stores.sql import (
     current_version,
     upgrade,
 )
-from commproc_core.stores.sql.repository import TableOps
+from commproc_core.stores.sql.ops import TableOps
 from commproc_core.testing.store_contract import sample_record
 
 

@@ -10,16 +10,17 @@ tests, demos and benchmarks; data lives as long as the object.
 
 from __future__ import annotations
 
-import operator
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
-from commproc_core.errors import RecordNotFound, StoreUnavailable, UniqueViolation
-from commproc_core.stores.spec import TABLES, Range, TableSpec
+from commproc_core.errors import RecordNotFound, StoreUnavailable, UniqueViolation, WriteConflict
+from commproc_core.ports import Load, TableChanges
+from commproc_core.stores.indexed import IndexedTable, ordered
+from commproc_core.stores.spec import TABLES
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -30,95 +31,10 @@ R = TypeVar("R")
 _Undo = Callable[[], None]
 
 
-def _getter(fields: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
-    if len(fields) == 1:
-        single = operator.attrgetter(fields[0])
-        return lambda record: (single(record),)
-    return operator.attrgetter(*fields)
-
-
-class _Table(Generic[R]):
-    """Rows of one table with their unique and secondary indexes."""
-
-    def __init__(self, spec: TableSpec[R]) -> None:
-        self.spec = spec
-        self.rows: dict[str, R] = {}
-        self.unique: dict[str, dict[tuple[Any, ...], str]] = {k.name: {} for k in spec.unique}
-        self.indexes: dict[tuple[str, ...], dict[tuple[Any, ...], set[str]]] = {f: {} for f in spec.indexes}
-        self._index_getters = [(self.indexes[f], _getter(f)) for f in spec.indexes]
-
-    def check_unique(self, record: R, ignore_id: str | None = None) -> None:
-        for key in self.spec.unique:
-            if not key.applies_to(record):
-                continue
-            holder = self.unique[key.name].get(key.value(record))
-            if holder is not None and holder != ignore_id:
-                raise UniqueViolation(self.spec.name, key.name, key.fields)
-
-    def put(self, record: R) -> None:
-        rid: str = getattr(record, "id")  # noqa: B009
-        self.rows[rid] = record
-        for key in self.spec.unique:
-            if key.applies_to(record):
-                self.unique[key.name][key.value(record)] = rid
-        for index, get in self._index_getters:
-            index.setdefault(get(record), set()).add(rid)
-
-    def drop(self, record: R) -> None:
-        rid: str = getattr(record, "id")  # noqa: B009
-        del self.rows[rid]
-        for key in self.spec.unique:
-            if key.applies_to(record):
-                values = self.unique[key.name]
-                if values.get(key.value(record)) == rid:
-                    del values[key.value(record)]
-        for index, get in self._index_getters:
-            value = get(record)
-            ids = index.get(value)
-            if ids is not None:
-                ids.discard(rid)
-                if not ids:
-                    del index[value]
-
-    def candidates(self, where: dict[str, Any]) -> Iterator[R]:
-        plain = {f: v for f, v in where.items() if not isinstance(v, Range)}
-        for key in self.spec.unique:
-            if (
-                not key.where
-                and set(key.fields) <= plain.keys()
-                and all(plain[f] is not None for f in key.fields)
-            ):
-                value = tuple(plain[f] for f in key.fields)
-                rid = self.unique[key.name].get(value)
-                if rid is not None:
-                    yield self.rows[rid]
-                return
-        best: tuple[str, ...] | None = None
-        for fields in self.indexes:
-            if set(fields) <= plain.keys() and (best is None or len(fields) > len(best)):
-                best = fields
-        if best is not None:
-            ids = self.indexes[best].get(tuple(plain[f] for f in best), set())
-            yield from (self.rows[i] for i in list(ids))
-            return
-        yield from list(self.rows.values())
-
-
-def _matches(record: object, where: dict[str, Any]) -> bool:
-    for field, wanted in where.items():
-        value = getattr(record, field)
-        if isinstance(wanted, Range):
-            if not wanted.matches(value):
-                return False
-        elif value != wanted:
-            return False
-    return True
-
-
 class MemoryRepository(Generic[R]):
     """One table seen through a :class:`MemoryUnitOfWork`."""
 
-    def __init__(self, uow: MemoryUnitOfWork, table: _Table[R]) -> None:
+    def __init__(self, uow: MemoryUnitOfWork, table: IndexedTable[R]) -> None:
         self._uow = uow
         self._table = table
 
@@ -139,8 +55,7 @@ class MemoryRepository(Generic[R]):
         if rid in table.rows:
             raise UniqueViolation(table.spec.name, "id", ("id",))
         table.check_unique(record)
-        table.put(record)
-        self._uow._log.append(lambda: table.drop(record))
+        self._uow._put(table, record)
         return record
 
     def update(self, record: R) -> R:
@@ -151,14 +66,7 @@ class MemoryRepository(Generic[R]):
         if old is None:
             raise RecordNotFound(table.spec.name, rid)
         table.check_unique(record, ignore_id=rid)
-        table.drop(old)
-        table.put(record)
-
-        def undo() -> None:
-            table.drop(record)
-            table.put(old)
-
-        self._uow._log.append(undo)
+        self._uow._replace(table, old, record)
         return record
 
     def get_or_create(self, record: R, *, key: str) -> tuple[R, bool]:
@@ -185,14 +93,9 @@ class MemoryRepository(Generic[R]):
     ) -> list[R]:
         self._uow._active()
         self._check_fields(where)
-        rows = [r for r in self._table.candidates(where) if _matches(r, where)]
         if order_by is not None:
             self._check_fields([order_by])
-            present = [r for r in rows if getattr(r, order_by) is not None]
-            absent = [r for r in rows if getattr(r, order_by) is None]
-            present.sort(key=lambda r: getattr(r, order_by), reverse=descending)
-            rows = present + absent
-        return rows if limit is None else rows[:limit]
+        return ordered(self._table.select(where), order_by, descending, limit)
 
     def count(self, **where: Any) -> int:
         return len(self.find(**where))
@@ -203,8 +106,7 @@ class MemoryRepository(Generic[R]):
         old = table.rows.get(record_id)
         if old is None:
             return False
-        table.drop(old)
-        self._uow._log.append(lambda: table.put(old))
+        self._uow._remove(table, old)
         return True
 
 
@@ -250,6 +152,62 @@ class MemoryUnitOfWork:
         self._active()
         self._log = []
 
+    def load_many(self, loads: Sequence[Load]) -> list[list[Any]]:
+        self._active()
+        out: list[list[Any]] = []
+        for load in loads:
+            table = self._store._tables[load.table]
+            where = dict(load.where)
+            found: dict[str, Any] = {}
+            for value in load.values:
+                where[load.field] = value
+                for row in table.select(where):
+                    found[row.id] = row
+            out.append(list(found.values()))
+        return out
+
+    def apply(self, changes: Sequence[TableChanges]) -> None:
+        self._active()
+        for change in changes:
+            table = self._store._tables[change.table]
+            for record in change.inserts:
+                name = "id" if record.id in table.rows else table.clash(record)
+                if name is not None:
+                    raise WriteConflict(
+                        f"{change.table}: unique key {name!r} is taken", table=change.table, key=name
+                    )
+                self._put(table, record)
+            for record in change.updates:
+                old = table.rows.get(record.id)
+                name = "id" if old is None else table.clash(record, ignore_id=record.id)
+                if name is not None:
+                    raise WriteConflict(
+                        f"{change.table}: cannot update ({name})", table=change.table, key=name
+                    )
+                self._replace(table, old, record)
+            for record_id in change.deletes:
+                old = table.rows.get(record_id)
+                if old is not None:
+                    self._remove(table, old)
+
+    def _put(self, table: IndexedTable[Any], record: Any) -> None:
+        table.put(record)
+        self._log.append(lambda: table.drop(record))
+
+    def _replace(self, table: IndexedTable[Any], old: Any, record: Any) -> None:
+        table.drop(old)
+        table.put(record)
+
+        def undo() -> None:
+            table.drop(record)
+            table.put(old)
+
+        self._log.append(undo)
+
+    def _remove(self, table: IndexedTable[Any], old: Any) -> None:
+        table.drop(old)
+        self._log.append(lambda: table.put(old))
+
     def rollback(self) -> None:
         if not self._entered:
             raise RuntimeError("use the unit of work inside a `with` block")
@@ -271,7 +229,9 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._tables: dict[str, _Table[Any]] = {name: _Table(spec) for name, spec in TABLES.items()}
+        self._tables: dict[str, IndexedTable[Any]] = {
+            name: IndexedTable(spec) for name, spec in TABLES.items()
+        }
         self._available = True
 
     def unit_of_work(self) -> MemoryUnitOfWork:

@@ -24,6 +24,7 @@ __all__ = [
     "create_engine",
     "describe",
     "engine_for",
+    "is_conflict",
     "is_unavailable",
     "map_unavailable",
     "normalize_url",
@@ -198,6 +199,23 @@ def is_unavailable(error: BaseException) -> bool:
         # SQLite reports schema mistakes as OperationalError too; those are not transient.
         return not any(s in text for s in ("no such table", "no such column", "syntax error"))
     return False
+
+
+#: SQLSTATEs of a transaction that lost a race and should simply run again: a
+#: deadlock, a serialization failure, a unique key taken by a concurrent commit.
+_CONFLICT_STATES = frozenset({"40P01", "40001", "23505"})
+
+
+def is_conflict(error: BaseException) -> bool:
+    """Whether ``error`` means another transaction won a race for the same rows."""
+    if not isinstance(error, sa_exc.DBAPIError):
+        return False
+    state = getattr(error.orig, "sqlstate", None)
+    if state in _CONFLICT_STATES:
+        return True
+    # SQLite names the constraint in the message; its writers are serialized, so a
+    # unique failure there is a key this transaction's own reads missed.
+    return isinstance(error, sa_exc.IntegrityError) and "UNIQUE constraint failed" in str(error.orig)
 
 
 def describe(error: BaseException) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +24,15 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine
 
 from commproc_core import model
-from commproc_core.errors import ConfigError, StoreUnavailable
-from commproc_core.ports import Repository, Store
+from commproc_core.errors import ConfigError, StoreUnavailable, WriteConflict
+from commproc_core.ports import Load, Repository, Store, TableChanges
 from commproc_core.stores.spec import TABLES
+from commproc_core.stores.sql.bulk import BulkOps, Step, conflict_detail
 from commproc_core.stores.sql.engine import (
     connect,
     describe,
     engine_for,
+    is_conflict,
     is_unavailable,
     map_unavailable,
 )
@@ -41,7 +43,8 @@ from commproc_core.stores.sql.migrations import (
     read_version,
     upgrade_schema,
 )
-from commproc_core.stores.sql.repository import SQLRepository, TableOps
+from commproc_core.stores.sql.ops import TableOps
+from commproc_core.stores.sql.repository import SQLRepository
 from commproc_core.stores.sql.schema import SQLSchema
 from commproc_core.stores.sql.statements import Compiled, Prepared
 
@@ -86,6 +89,10 @@ class SQLUnitOfWork:
         for name, ops in store._ops.items():
             setattr(self, name, SQLRepository(self, ops))
 
+    @property
+    def dialect(self) -> Any:
+        return self._dialect
+
     # -- connection and errors -------------------------------------------------
 
     def _connection(self) -> Connection:
@@ -108,7 +115,7 @@ class SQLUnitOfWork:
             self._cursor = conn.connection.cursor()
         except sa_exc.SQLAlchemyError as error:
             if is_unavailable(error):
-                raise self._lost(error) from error
+                raise self.lost(error) from error
             raise
         return self._cursor
 
@@ -119,7 +126,7 @@ class SQLUnitOfWork:
             with suppress(Exception):
                 cursor.close()
 
-    def _lost(self, error: BaseException, why: str | None = None) -> StoreUnavailable:
+    def lost(self, error: BaseException, why: str | None = None) -> StoreUnavailable:
         """Give up the connection (and its transaction) after ``error``."""
         self._broken = True
         self._discard()
@@ -162,7 +169,7 @@ class SQLUnitOfWork:
                 raise
         except sa_exc.StatementError as error:
             if is_unavailable(error):
-                raise self._lost(error) from error
+                raise self.lost(error) from error
             raise
 
     def _wrap(self, error: Exception, sql: str, params: Any, cursor: Any = None) -> sa_exc.StatementError:
@@ -199,7 +206,7 @@ class SQLUnitOfWork:
             # A value its column type refuses: SQLAlchemy reports a StatementError.
             raise self._wrap(error, compiled.sql, None) from error
 
-    def _query(self, statement: Prepared, values: Mapping[str, Any]) -> tuple[list[Any], Any]:
+    def query(self, statement: Prepared, values: Mapping[str, Any]) -> tuple[list[Any], Any]:
         """The rows of a SELECT, and the cursor (its ``description`` is costly; read it rarely)."""
         compiled = statement.compiled(self._dialect)
         params = self._params(compiled, values)
@@ -211,14 +218,72 @@ class SQLUnitOfWork:
                 raise self._wrap(error, compiled.sql, params, cursor) from error
         except sa_exc.StatementError as error:
             if is_unavailable(error):
-                raise self._lost(error) from error
+                raise self.lost(error) from error
             raise
 
-    def _write(self, statement: Prepared, values: Mapping[str, Any]) -> int:
+    def write(self, statement: Prepared, values: Mapping[str, Any]) -> int:
         """Run an INSERT, UPDATE or DELETE; the number of rows it changed."""
         compiled = statement.compiled(self._dialect)
         rowcount: int = self._run(compiled.sql, self._params(compiled, values)).rowcount
         return rowcount
+
+    # -- set-based reads and writes (the BulkUnitOfWork protocol) ---------------
+
+    def load_many(self, loads: Sequence[Load]) -> list[list[Any]]:
+        """The rows of each load; on PostgreSQL all of them in one round trip."""
+        bulk = self._store._bulk
+        steps = [bulk[load.table].load(load) for load in loads]
+        results = self._steps(steps, fetch=True)
+        return [
+            step.ops.load_all(rows, self._dialect, cursor)
+            for step, (rows, cursor) in zip(steps, results, strict=True)
+        ]
+
+    def apply(self, changes: Sequence[TableChanges]) -> None:
+        """Write ``changes`` in order; WriteConflict when another transaction took a key first."""
+        bulk = self._store._bulk
+        steps = [step for change in changes for step in bulk[change.table].writes(change)]
+        for step, (changed, _) in zip(steps, self._steps(steps, fetch=False), strict=True):
+            if step.expected is not None and changed != step.expected:
+                raise WriteConflict(conflict_detail(step, changed), table=step.ops.name)
+
+    def _steps(self, steps: Sequence[Step], *, fetch: bool) -> list[tuple[Any, Any]]:
+        """Run ``steps`` in the transaction: rows (``fetch``) or row counts, with each cursor."""
+        cursor = self._cursor if self._cursor is not None else self._begin()
+        current: Step | None = None
+        try:
+            try:
+                if self._several:
+                    raw = self._connection().connection.dbapi_connection
+                    assert raw is not None
+                    cursors = []
+                    with raw.pipeline():
+                        for current in steps:
+                            each = raw.cursor()
+                            if current.many:
+                                each.executemany(current.sql, current.params)
+                            else:
+                                each.execute(current.sql, current.params)
+                            cursors.append(each)
+                    current = None
+                    return [(c.fetchall() if fetch else c.rowcount, c) for c in cursors]
+                results = []
+                for current in steps:
+                    if current.many:
+                        cursor.executemany(current.sql, current.params)
+                    else:
+                        cursor.execute(current.sql, current.params)
+                    results.append((cursor.fetchall() if fetch else cursor.rowcount, cursor))
+                return results
+            except self._dialect.loaded_dbapi.Error as error:
+                sql = current.sql if current is not None else "(pipeline)"
+                raise self._wrap(error, sql, None, cursor) from error
+        except sa_exc.StatementError as error:
+            if is_unavailable(error):
+                raise self.lost(error) from error
+            if is_conflict(error):
+                raise WriteConflict(f"write conflict: {describe(error)}") from error
+            raise
 
     def _savepoint_sql(self, *statements: str) -> None:
         if self._several:
@@ -306,7 +371,7 @@ class SQLUnitOfWork:
             # Whether a commit that lost its connection took effect cannot be known;
             # callers retry, and unique keys make the retry harmless.
             if is_unavailable(error):
-                raise self._lost(error) from error
+                raise self.lost(error) from error
             raise
 
     def rollback(self) -> None:
@@ -373,6 +438,7 @@ class SQLStore:
         self._owns_engine = owned
         self._auto_upgrade = auto_upgrade
         self._ops = {name: TableOps(self._schema.tables[name], self._schema, dialect) for name in TABLES}
+        self._bulk = {name: BulkOps(ops, engine.dialect) for name, ops in self._ops.items()}
         self._schema_ok = False
         self._schema_lock = threading.Lock()
         # An in-memory SQLite database is one connection shared by every unit of work.
