@@ -3,9 +3,12 @@
 A channel plugin subclasses :class:`BaseChannelProcessor` and implements
 :meth:`~BaseChannelProcessor.validate_event` (payload in, provider events
 out) and :meth:`~BaseChannelProcessor.process_event` (one event's effects,
-written through ``self.uow``). Everything else is shared: envelopes,
-idempotency, transactions, the failure policy, visibility heartbeat and
-backoff, acknowledgement and stats. docs/pipeline.md tells the whole story.
+made through ``self.uow`` and the services), and may implement
+:meth:`~BaseChannelProcessor.prefetch` (what a batch of its events reads, so
+it is read in sets). Everything else is shared: envelopes, idempotency, the
+batch's one transaction (:mod:`commproc_core.pipeline.batch`), the failure
+policy, visibility heartbeat and backoff, acknowledgement and stats.
+docs/pipeline.md tells the whole story.
 """
 
 from __future__ import annotations
@@ -19,24 +22,11 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import attrs
 
-from commproc_core.errors import (
-    CommprocError,
-    PermanentError,
-    StoreUnavailable,
-    TransientError,
-    UniqueViolation,
-)
-from commproc_core.model import (
-    Campaign,
-    CommunicationEvent,
-    Conversation,
-    Lead,
-    ProcessingRecord,
-    QueueMessage,
-    Thread,
-)
+from commproc_core.errors import CommprocError, PermanentError
+from commproc_core.model import Campaign, CommunicationEvent, Conversation, Lead, QueueMessage, Thread
 from commproc_core.parsing import parse_settings
-from commproc_core.pipeline.envelope import CONTROL_TYPES, Envelope, unwrap
+from commproc_core.pipeline.batch import BatchRunner
+from commproc_core.pipeline.envelope import Envelope
 from commproc_core.pipeline.heartbeat import Heartbeat
 from commproc_core.pipeline.settings import ChannelSettings
 from commproc_core.pipeline.stats import BatchReport, MessageOutcome, ProcessingStats
@@ -49,7 +39,6 @@ from commproc_core.ports import (
     UnitOfWork,
     VisibilityChange,
 )
-from commproc_core.redact import redact
 from commproc_core.services import (
     CampaignMatchingService,
     ConsentService,
@@ -57,6 +46,7 @@ from commproc_core.services import (
     LeadMatchingService,
     SystemClock,
 )
+from commproc_core.stores.session import BatchSession
 
 __all__ = ["BaseChannelProcessor", "EventPayload", "ProviderEvent"]
 
@@ -89,25 +79,6 @@ class EventPayload:
     envelope: Envelope
     #: Position in a list body; 0 for a body holding one event.
     index: int = 0
-
-
-class _Retry(Exception):
-    """Internal: undo the whole queue message and leave it on the queue."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-@attrs.define
-class _Item:
-    events: list[CommunicationEvent] = attrs.field(factory=list)
-    duplicates: list[bool] = attrs.field(factory=list)
-    processed: int = 0
-    failed: int = 0
-    duplicate: int = 0
-    ignored: int = 0
-    first_error: str | None = None
 
 
 class BaseChannelProcessor(ABC, Generic[EventT]):
@@ -148,6 +119,8 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         self._setup_lock = threading.Lock()
         self._local = threading.local()
         self.log = logging.getLogger(f"commproc.{self.channel_type or 'channel'}")
+        self._campaign_cache: tuple[float, list[Campaign]] | None = None
+        self._runner = BatchRunner(self)
 
     # -- collaborators -------------------------------------------------------
 
@@ -224,6 +197,18 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
     def process_event(self, event_data: EventT) -> CommunicationEvent:
         """Apply one event through ``self.uow`` and return its (unsaved) communication event."""
 
+    def prefetch(self, events: Sequence[EventT], session: BatchSession) -> None:
+        """Declare what processing ``events`` will read, with ``session.want(...)``.
+
+        Called once per batch, inside its transaction, before any event is
+        processed. Each ``want`` becomes one statement for the whole batch;
+        ``session.fetch()`` runs what was asked so far, for a second stage
+        that depends on the first (threads of the leads just loaded). What is
+        not asked for is still read correctly, one statement per lookup. The
+        default asks for nothing.
+        """
+        del events, session
+
     def describe_failure(self, payload: EventPayload | None, error: PermanentError) -> Mapping[str, Any]:
         """Fields for the failed communication event (``provider``, ``event_type``, ids).
 
@@ -241,8 +226,16 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
             raise RuntimeError("no unit of work: self.uow is only available while an event is processed")
         return uow
 
+    def _bind(self, uow: UnitOfWork | None) -> None:
+        """Make ``uow`` this thread's unit of work for ``self.uow`` and the services (None: unbind)."""
+        self._local.uow = uow
+        self._local.services = {}
+
     def _service(self, kind: type[Any]) -> Any:
-        services: dict[type[Any], Any] = self._local.services
+        services: dict[type[Any], Any] | None = getattr(self._local, "services", None)
+        if services is None:
+            self.uow  # raises the clear error  # noqa: B018
+            services = self._local.services = {}
         service = services.get(kind)
         if service is None:
             service = services[kind] = kind(self.uow, self.clock)
@@ -294,23 +287,29 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         token = None
         if acknowledge:
             token = self._heartbeat_for().register([m.receipt_handle for m in messages])
+        runner = self._runner
+        conflicts = runner.conflicts
         try:
-            outcomes, items = self._run_batch(messages)
+            results = runner.run([runner.plan(m) for m in messages])
         finally:
             if token is not None and self._heartbeat is not None:
                 self._heartbeat.unregister(token)
+        outcomes = [outcome for outcome, _ in results]
+        tallies = [tally for _, tally in results]
+        self.after_commit(outcomes)
         deleted = delete_failed = 0
         if acknowledge:
             deleted, delete_failed = self._acknowledge(outcomes)
         stats = ProcessingStats(
             received=len(messages),
-            processed=sum(i.processed for i in items),
-            failed=sum(i.failed for i in items),
-            duplicates=sum(i.duplicate for i in items),
-            ignored=sum(i.ignored for i in items),
+            processed=sum(t.processed for t in tallies),
+            failed=sum(t.failed for t in tallies),
+            duplicates=sum(t.duplicate for t in tallies),
+            ignored=sum(t.ignored for t in tallies),
             deleted=deleted,
             delete_failed=delete_failed,
             retried=sum(1 for o in outcomes if o.outcome == "retry"),
+            conflicts=runner.conflicts - conflicts,
             elapsed=time.perf_counter() - started,
         )
         self.log.info(
@@ -328,6 +327,32 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         )
         return BatchReport(outcomes=tuple(outcomes), stats=stats)
 
+    def after_commit(self, outcomes: Sequence[MessageOutcome]) -> None:
+        """Called once the batch's transaction has committed, before acknowledging.
+
+        Work that must not hold the transaction open (an AI agent's reply)
+        runs here; it must record what it does in a transaction of its own.
+        The default does nothing.
+        """
+        del outcomes
+
+    # -- caches ---------------------------------------------------------------------
+
+    def campaign_rows(self) -> list[Campaign]:
+        """Every campaign, from a copy refreshed every ``campaign_cache_seconds`` (one query when stale)."""
+        now = time.monotonic()
+        cached = self._campaign_cache
+        if cached is not None and now - cached[0] < self.settings.campaign_cache_seconds:
+            return cached[1]
+        with self.store.unit_of_work() as uow:
+            rows = uow.campaigns.find()
+        self._campaign_cache = (now, rows)
+        return rows
+
+    def invalidate_caches(self) -> None:
+        """Forget cached campaigns: the next batch reads them again (call after changing campaigns)."""
+        self._campaign_cache = None
+
     def _heartbeat_for(self) -> Heartbeat:
         if self._heartbeat is None:
             with self._setup_lock:
@@ -336,306 +361,6 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
                         self.queue, self.settings.visibility_timeout, self.settings.heartbeat_fraction
                     )
         return self._heartbeat
-
-    def _run_batch(self, messages: Sequence[QueueMessage]) -> tuple[list[MessageOutcome], list[_Item]]:
-        results: list[tuple[MessageOutcome, _Item]]
-        try:
-            with self.store.unit_of_work() as uow:
-                self._local.uow, self._local.services = uow, {}
-                try:
-                    results = [self._process_message(uow, m) for m in messages]
-                    uow.commit()
-                finally:
-                    self._local.uow = None
-        except Exception as exc:
-            # Nothing of the batch is committed: every message goes back for a retry.
-            code = exc.code if isinstance(exc, TransientError) else "internal_error"
-            if isinstance(exc, TransientError):
-                self.log.error("%s batch of %d left for retry: %s", self.channel_type, len(messages), code)
-            else:
-                self.log.error(
-                    "%s batch of %d left for retry after %s",
-                    self.channel_type,
-                    len(messages),
-                    type(exc).__name__,
-                    exc_info=self.log.isEnabledFor(logging.DEBUG),
-                )
-            results = [(self._retry_outcome(m, code), _Item()) for m in messages]
-        return [r[0] for r in results], [r[1] for r in results]
-
-    def _retry_outcome(self, message: QueueMessage, code: str) -> MessageOutcome:
-        return MessageOutcome(
-            message_id=message.message_id,
-            receipt_handle=message.receipt_handle,
-            outcome="retry",
-            reason=code,
-            receive_count=message.receive_count,
-        )
-
-    def _process_message(self, uow: UnitOfWork, message: QueueMessage) -> tuple[MessageOutcome, _Item]:
-        item = _Item()
-        try:
-            outcome = self._message_body(uow, message, item)
-        except _Retry as retry:
-            self._record(uow, message, 0, "received", error_code=retry.code)
-            return self._retry_outcome(message, retry.code), _Item()
-        return outcome, item
-
-    def _message_body(self, uow: UnitOfWork, message: QueueMessage, item: _Item) -> MessageOutcome:
-        try:
-            unwrapped = unwrap(message)
-            if unwrapped.control is not None:
-                self._record_ignored(uow, message, unwrapped.control, item)
-                return self._outcome(message, item, "ignored")
-            self._guard(self.authenticate, unwrapped.envelope)
-        except PermanentError as error:
-            self._record_failure(uow, message, 0, error, None, item)
-            return self._outcome(message, item, "rejected")
-        # Validate everything first: it writes nothing, and tells how many
-        # writes the message makes.
-        plan: list[tuple[EventPayload, list[EventT] | PermanentError]] = []
-        for position, data in enumerate(unwrapped.items):
-            payload = EventPayload(data=data, envelope=unwrapped.envelope, index=position)
-            try:
-                plan.append((payload, list(self._guard(self.validate_event, payload))))
-            except PermanentError as error:
-                plan.append((payload, error))
-        writes = sum(1 if isinstance(p, PermanentError) else max(1, len(p)) for _, p in plan)
-        if writes > 1:
-            # A retry must undo the whole message, not just the failing event.
-            with uow.savepoint():
-                self._apply_plan(uow, message, plan, item)
-        else:
-            self._apply_plan(uow, message, plan, item)
-        return self._summary(message, item)
-
-    def _apply_plan(
-        self,
-        uow: UnitOfWork,
-        message: QueueMessage,
-        plan: list[tuple[EventPayload, list[EventT] | PermanentError]],
-        item: _Item,
-    ) -> None:
-        index = 0
-        for payload, parsed in plan:
-            if isinstance(parsed, PermanentError):
-                self._record_failure(uow, message, index, parsed, payload, item)
-                index += 1
-                continue
-            if not parsed:
-                self._record(uow, message, index, "ignored", error_code="no_event")
-                item.ignored += 1
-                index += 1
-            for event in parsed:
-                self._apply(uow, message, index, event, payload, item)
-                index += 1
-
-    def _summary(self, message: QueueMessage, item: _Item) -> MessageOutcome:
-        if item.processed:
-            return self._outcome(message, item, "processed")
-        if item.duplicate and not item.failed:
-            return self._outcome(message, item, "duplicate")
-        if item.failed:
-            return self._outcome(message, item, "rejected")
-        return self._outcome(message, item, "ignored")
-
-    def _guard(self, call: Any, argument: Any) -> Any:
-        # Channel code runs here: transient errors undo the whole message;
-        # unexpected ones too (a bug must not be recorded as a permanent
-        # failure, and the DLQ keeps the message after maxReceiveCount).
-        try:
-            return call(argument)
-        except (PermanentError, UniqueViolation, _Retry, StoreUnavailable):
-            raise
-        except TransientError as exc:
-            self.log.warning(
-                "%s: transient failure (%s); message left for retry", self.channel_type, exc.code
-            )
-            raise _Retry(exc.code) from exc
-        except Exception as exc:
-            self.log.error(
-                "%s: processing failed with %s; message left for retry",
-                self.channel_type,
-                type(exc).__name__,
-                exc_info=self.log.isEnabledFor(logging.DEBUG),
-            )
-            raise _Retry("internal_error") from exc
-
-    def _apply(
-        self,
-        uow: UnitOfWork,
-        message: QueueMessage,
-        index: int,
-        event: EventT,
-        payload: EventPayload,
-        item: _Item,
-    ) -> None:
-        started = time.perf_counter()
-        key = event.dedupe_key
-        existing = uow.events.find_one(dedupe_key=key)
-        if existing is None:
-            try:
-                with uow.savepoint():
-                    recorded = self._guard(self.process_event, event)
-                    recorded = attrs.evolve(recorded, dedupe_key=key, queue_message_id=message.message_id)
-                    uow.events.add(recorded)
-            except UniqueViolation as exc:
-                if exc.table != "events":
-                    raise _Retry("conflict") from exc
-                # Another worker committed the same event first.
-                existing = uow.events.find_one(dedupe_key=key)
-                if existing is None:
-                    raise _Retry("conflict") from exc
-            except PermanentError as error:
-                self._record_failure(uow, message, index, error, payload, item)
-                return
-            else:
-                duration = (time.perf_counter() - started) * 1000
-                self._record(uow, message, index, "processed", dedupe_key=key, duration_ms=duration)
-                item.events.append(recorded)
-                item.duplicates.append(False)
-                item.processed += 1
-                return
-        self.log.debug("%s: duplicate event %s", self.channel_type, key)
-        self._record(uow, message, index, "duplicate", dedupe_key=key)
-        item.events.append(existing)
-        item.duplicates.append(True)
-        item.duplicate += 1
-
-    def _outcome(self, message: QueueMessage, item: _Item, outcome: str) -> MessageOutcome:
-        return MessageOutcome(
-            message_id=message.message_id,
-            receipt_handle=message.receipt_handle,
-            outcome=outcome,
-            reason=item.first_error if outcome == "rejected" else None,
-            events=tuple(item.events),
-            duplicates=tuple(item.duplicates),
-            receive_count=message.receive_count,
-        )
-
-    # -- records -------------------------------------------------------------------
-
-    def _record(
-        self,
-        uow: UnitOfWork,
-        message: QueueMessage,
-        index: int,
-        status: str,
-        *,
-        dedupe_key: str | None = None,
-        error_code: str | None = None,
-        error_detail: str | None = None,
-        duration_ms: float | None = None,
-    ) -> ProcessingRecord:
-        now = self.clock.now()
-        done = None if status == "received" else now
-        candidate = ProcessingRecord(
-            channel=self.channel_type,
-            queue_message_id=message.message_id,
-            item_index=index,
-            status=status,
-            attempts=max(message.receive_count, 1),
-            dedupe_key=dedupe_key,
-            error_code=error_code,
-            error_detail=error_detail,
-            received_at=now,
-            processed_at=done,
-            duration_ms=duration_ms,
-        )
-        if message.receive_count <= 1:
-            # A first delivery almost never has a record yet: one insert, no lookup.
-            try:
-                return uow.processing_records.add(candidate)
-            except UniqueViolation:
-                pass
-        record, created = uow.processing_records.get_or_create(candidate, key="queue_item")
-        if created:
-            return record
-        # A redelivery: keep the first final outcome, count the attempt.
-        kept = record.status if record.status in ("processed", "failed") and status == "duplicate" else status
-        return uow.processing_records.update(
-            attrs.evolve(
-                record,
-                status=kept,
-                attempts=max(record.attempts + 1, message.receive_count),
-                dedupe_key=dedupe_key or record.dedupe_key,
-                error_code=error_code or record.error_code,
-                error_detail=error_detail or record.error_detail,
-                processed_at=done or record.processed_at,
-                duration_ms=duration_ms if duration_ms is not None else record.duration_ms,
-            )
-        )
-
-    def _record_failure(
-        self,
-        uow: UnitOfWork,
-        message: QueueMessage,
-        index: int,
-        error: PermanentError,
-        payload: EventPayload | None,
-        item: _Item,
-    ) -> None:
-        detail = redact(str(error))[:1000]
-        self.log.warning(
-            "%s: rejected queue message %s item %d: %s: %s",
-            self.channel_type,
-            message.message_id,
-            index,
-            error.code,
-            detail,
-        )
-        described: Mapping[str, Any] = {}
-        if payload is not None:
-            try:
-                described = self.describe_failure(payload, error)
-            except Exception:  # describing is best effort; the failure is recorded anyway
-                described = {}
-        key = f"failed:{self.channel_type}:{message.message_id}:{index}"
-        event = uow.events.find_one(dedupe_key=key)
-        if event is None:
-            event = uow.events.add(
-                CommunicationEvent(
-                    channel=self.channel_type,
-                    provider=str(described.get("provider") or self.default_provider),
-                    event_type=str(described.get("event_type") or "invalid"),
-                    status="failed",
-                    dedupe_key=key,
-                    provider_message_id=described.get("provider_message_id"),
-                    provider_event_id=described.get("provider_event_id"),
-                    queue_message_id=message.message_id,
-                    error_code=error.code,
-                    error_detail=detail,
-                    recorded_at=self.clock.now(),
-                    data={"field": error.field} if error.field else {},
-                )
-            )
-        self._record(
-            uow, message, index, "failed", dedupe_key=key, error_code=error.code, error_detail=detail
-        )
-        item.events.append(event)
-        item.duplicates.append(False)
-        item.failed += 1
-        item.first_error = item.first_error or error.code
-
-    def _record_ignored(self, uow: UnitOfWork, message: QueueMessage, control: str, item: _Item) -> None:
-        self.log.info(
-            "%s: acknowledged control message %s (%s)", self.channel_type, message.message_id, control
-        )
-        key = f"ignored:{self.channel_type}:{message.message_id}"
-        if uow.events.find_one(dedupe_key=key) is None:
-            uow.events.add(
-                CommunicationEvent(
-                    channel=self.channel_type,
-                    provider="sns" if control in CONTROL_TYPES else self.default_provider,
-                    event_type=control,
-                    status="ignored",
-                    dedupe_key=key,
-                    queue_message_id=message.message_id,
-                    recorded_at=self.clock.now(),
-                )
-            )
-        self._record(uow, message, 0, "ignored", error_code=control)
-        item.ignored += 1
 
     # -- acknowledgement -------------------------------------------------------------
 

@@ -34,5 +34,7 @@ class ChannelSettings:
     retry_base_seconds: int = attrs.field(default=10, metadata=POSITIVE)
     #: Longest retry delay.
     max_backoff_seconds: int = attrs.field(default=900, metadata=between(1, 43200))
+    #: Seconds a processor keeps its copy of the campaigns; 0 reads them for every batch.
+    campaign_cache_seconds: float = attrs.field(default=30.0, metadata=between(0, 3600))
     #: Extend visibility once processing has used this fraction of the timeout.
     heartbeat_fraction: float = attrs.field(default=0.5, metadata=between(0.0, 0.95, open_low=True))

@@ -32,6 +32,8 @@ class ProcessingStats(Mapping[str, Any]):
     deleted: int = 0
     delete_failed: int = 0
     retried: int = 0
+    #: Times the batch's transaction ran again after losing a race (a key taken, a deadlock).
+    conflicts: int = 0
     elapsed: float = 0.0
 
     def __getitem__(self, key: str) -> Any:
@@ -64,6 +66,8 @@ class MessageOutcome:
     outcome: str
     #: The error code of a rejection or retry.
     reason: str | None = None
+    #: What the code stands for, in words (redacted, bounded): ``reason``'s cause.
+    detail: str | None = None
     #: The communication events recorded (or found, for duplicates), in order.
     events: tuple[CommunicationEvent, ...] = ()
     #: For each entry of ``events``, whether it was already recorded before.

@@ -29,6 +29,7 @@ from commproc_core.stores.sql.schema import IndexId, SQLSchema, index_id
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "ColumnId",
     "Migration",
     "UpgradeResult",
     "check_version",
@@ -43,38 +44,101 @@ log = logging.getLogger("commproc.store")
 _UPGRADE_HINT = "run `commproc db upgrade` (or commproc_core.stores.sql.upgrade())"
 
 
+#: (table, field): a column a migration adds to an existing table.
+ColumnId = tuple[str, str]
+
+
 @attrs.frozen
 class Migration:
-    """One schema version: what it changes, and how."""
+    """One schema version: what it changes, and how.
+
+    What a step adds (tables, columns, indexes of the spec) is named here, so
+    version 1 leaves it out and every version's tables are what they were.
+    """
 
     version: int
     description: str
+    #: Tables of the spec this step creates, with their keys and indexes.
+    adds_tables: tuple[str, ...] = ()
+    #: Columns this step adds to existing tables (nullable, or JSON defaulting to ``{}``).
+    adds_columns: tuple[ColumnId, ...] = ()
     #: Indexes of the spec this step creates; every earlier version lacks them.
     adds_indexes: tuple[IndexId, ...] = ()
-    #: Extra work on top of creating ``adds_indexes``.
+    #: Extra work on top of the above.
     apply: Callable[[Connection, SQLSchema], None] | None = None
 
     def run(self, conn: Connection, schema: SQLSchema) -> None:
         if self.apply is not None:
             self.apply(conn, schema)
+        for name in self.adds_tables:
+            _create_table(conn, schema, name, set(), _later().indexes)
+        for table, field in self.adds_columns:
+            _add_column(conn, schema, table, field)
         for ident in self.adds_indexes:
             conn.execute(sa.schema.CreateIndex(schema.tables[ident[0]].indexes[ident], if_not_exists=True))
 
 
-def _later_indexes() -> set[IndexId]:
-    return {ident for m in MIGRATIONS[1:] for ident in m.adds_indexes}
+@attrs.frozen
+class _Later:
+    """What steps after version 1 add, so version 1 leaves it out."""
+
+    tables: frozenset[str]
+    columns: frozenset[ColumnId]
+    indexes: frozenset[IndexId]
+
+
+def _later(after: int = 1) -> _Later:
+    steps = [m for m in MIGRATIONS if m.version > after]
+    return _Later(
+        frozenset(t for m in steps for t in m.adds_tables),
+        frozenset(c for m in steps for c in m.adds_columns),
+        frozenset(i for m in steps for i in m.adds_indexes),
+    )
+
+
+def _create_table(
+    conn: Connection, schema: SQLSchema, name: str, leave_out: set[str], later_indexes: frozenset[IndexId]
+) -> None:
+    td = schema.tables[name]
+    table = td.table
+    if leave_out:
+        # The table as it was: the same columns but those later steps add.
+        table = sa.Table(
+            td.table.name,
+            sa.MetaData(schema=schema.schema),
+            *(c._copy() for c in td.table.columns if c.name not in leave_out),
+        )
+        table.primary_key.name = td.table.primary_key.name
+    # CREATE TABLE alone; indexes one by one so later steps' indexes stay out.
+    conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+    wanted = [i for i in td.table.indexes if i.unique]
+    wanted += [i for ident, i in td.indexes.items() if ident not in later_indexes]
+    for index in wanted:
+        # IF NOT EXISTS, not checkfirst: one statement instead of a catalog query per index.
+        conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+
+
+def _add_column(conn: Connection, schema: SQLSchema, table: str, field: str) -> None:
+    td = schema.tables[table]
+    column = td.table.c[field]
+    spec = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+    ddl = str(spec)
+    if not column.nullable:
+        # Rows already there need a value; only JSON columns are added NOT NULL.
+        if not any(c.name == field and c.is_json for c in td.columns):
+            raise ValueError(f"{table}.{field}: a column added later must be nullable or JSON")
+        ddl += " DEFAULT '{}'"
+    qualified = conn.dialect.identifier_preparer.format_table(td.table)
+    conn.exec_driver_sql(f"ALTER TABLE {qualified} ADD COLUMN {ddl}")
 
 
 def _create_base(conn: Connection, schema: SQLSchema) -> None:
-    later = _later_indexes()
-    for td in schema.tables.values():
-        # CREATE TABLE alone; indexes one by one so later steps' indexes stay out.
-        conn.execute(sa.schema.CreateTable(td.table, if_not_exists=True))
-        wanted = [i for i in td.table.indexes if i.unique]
-        wanted += [i for ident, i in td.indexes.items() if ident not in later]
-        for index in wanted:
-            # IF NOT EXISTS, not checkfirst: one statement instead of a catalog query per index.
-            conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+    later = _later()
+    for name in schema.tables:
+        if name in later.tables:
+            continue
+        columns = {field for table, field in later.columns if table == name}
+        _create_table(conn, schema, name, columns, later.indexes)
 
 
 MIGRATIONS: tuple[Migration, ...] = (

@@ -247,8 +247,8 @@ class SQLUnitOfWork:
             if step.expected is not None and changed != step.expected:
                 raise WriteConflict(conflict_detail(step, changed), table=step.ops.name)
 
-    def _steps(self, steps: Sequence[Step], *, fetch: bool) -> list[tuple[Any, Any]]:
-        """Run ``steps`` in the transaction: rows (``fetch``) or row counts, with each cursor."""
+    def _steps(self, steps: Sequence[Step], *, fetch: bool) -> list[tuple[Any, _Result]]:
+        """Run ``steps`` in the transaction: rows (``fetch``) or row counts, with each result's description."""
         cursor = self._cursor if self._cursor is not None else self._begin()
         current: Step | None = None
         try:
@@ -266,14 +266,16 @@ class SQLUnitOfWork:
                                 each.execute(current.sql, current.params)
                             cursors.append(each)
                     current = None
-                    return [(c.fetchall() if fetch else c.rowcount, c) for c in cursors]
+                    return [(c.fetchall() if fetch else c.rowcount, _Result(c.description)) for c in cursors]
                 results = []
                 for current in steps:
                     if current.many:
                         cursor.executemany(current.sql, current.params)
                     else:
                         cursor.execute(current.sql, current.params)
-                    results.append((cursor.fetchall() if fetch else cursor.rowcount, cursor))
+                    # One cursor serves every step: keep each result's description now.
+                    value = cursor.fetchall() if fetch else cursor.rowcount
+                    results.append((value, _Result(cursor.description)))
                 return results
             except self._dialect.loaded_dbapi.Error as error:
                 sql = current.sql if current is not None else "(pipeline)"
@@ -391,6 +393,15 @@ class SQLUnitOfWork:
     def savepoint(self) -> AbstractContextManager[None]:
         """A nested transaction: an exception inside undoes only its writes, then propagates."""
         return self._nested()
+
+
+class _Result:
+    """What a step's rows are read with: the description of the cursor that fetched them."""
+
+    __slots__ = ("description",)
+
+    def __init__(self, description: Any) -> None:
+        self.description = description
 
 
 def _memory_sqlite(engine: Engine) -> bool:
