@@ -82,7 +82,10 @@ def test_whatsapp_inbound():
     event = build_event(parsed)
     assert event.channel == "whatsapp"
     assert event.sender.kind == "e164" and event.sender.whatsapp
-    assert event.sender.canonical == "whatsapp:+447700900123"
+    assert event.sender.canonical == "+447700900123"
+    assert (event.from_address, event.to_address) == ("+447700900123", "+14155550199")
+    assert event.from_raw == "whatsapp:+447700900123"
+    assert event.lead_key == "+447700900123" and event.sender_whatsapp_id is None
     assert parsed.extra["ReferralNumMedia"] == "0"
 
 
