@@ -248,8 +248,11 @@ def determine_kind(data: Mapping[str, Any]) -> str:
     )
 
 
-def _prepare(data: Mapping[str, Any], cls: type[Any]) -> dict[str, Any]:
-    """Rename Twilio's variants onto the class's parameters and gather media and extras."""
+def _prepare(data: Mapping[str, Any], cls: type[Any]) -> tuple[dict[str, Any], list[int]]:
+    """Twilio's variants renamed onto the class's parameters, media and extras gathered.
+
+    Also the ``N`` of each media item kept, so errors name ``MediaUrlN``.
+    """
     known = _KNOWN[cls]
     prepared: dict[str, Any] = {}
     extra: dict[str, Any] = {}
@@ -274,18 +277,26 @@ def _prepare(data: Mapping[str, Any], cls: type[Any]) -> dict[str, Any]:
                 break
     if cls is TwilioStatus and "MessageStatus" not in prepared and (legacy := _status_value(data)):
         prepared["MessageStatus"] = legacy
+    numbers = _media_numbers(media)
     if cls is TwilioInbound:
-        prepared["_media"] = [media[i] for i in sorted(media) if media[i].get("url") not in (None, "")]
+        prepared["_media"] = [media[i] for i in numbers]
     prepared["_extra"] = extra
-    return prepared
+    return prepared, numbers
 
 
-def _param_path(path: str) -> str:
+def _media_numbers(media: Mapping[int, Mapping[str, Any]]) -> list[int]:
+    """The ``N`` of every ``MediaUrlN`` with a URL, in order: position i of ``media`` is ``MediaUrl{N}``."""
+    return [i for i in sorted(media) if media[i].get("url") not in (None, "")]
+
+
+def _param_path(path: str, numbers: list[int]) -> str:
     # cattrs reports attribute paths ($.message_sid, $.media[0].url); users
-    # know Twilio's parameter names.
+    # know Twilio's parameter names (MediaUrl3 may be the first media given).
     media = re.fullmatch(r"\$\.media\[(\d+)\]\.(url|content_type)", path)
     if media:
-        return ("MediaUrl" if media.group(2) == "url" else "MediaContentType") + media.group(1)
+        position = int(media.group(1))
+        number = numbers[position] if position < len(numbers) else position
+        return ("MediaUrl" if media.group(2) == "url" else "MediaContentType") + str(number)
     attribute = path.removeprefix("$.").split(".")[0].split("[")[0]
     return twilio_param(attribute) if attribute else "$"
 
@@ -305,13 +316,14 @@ def parse_twilio(data: Any) -> TwilioInbound | TwilioStatus:
         raise InvalidPayload(f"expected an object of Twilio parameters, got {type(data).__name__}", field="$")
     kind = determine_kind(data)
     cls: type[TwilioInbound | TwilioStatus] = TwilioInbound if kind == INBOUND else TwilioStatus
+    prepared, numbers = _prepare(data, cls)
     try:
-        parsed = converter.structure(_prepare(data, cls), cls)
+        parsed = converter.structure(prepared, cls)
     except (cattrs.ClassValidationError, _FieldProblem) as exc:
         problems: list[tuple[str, str]] = []
         for line in cattrs.transform_error(exc, path="$", format_exception=_format):
             message, _, path = line.rpartition(" @ ")
-            problems.append((_param_path(path), message))
+            problems.append((_param_path(path, numbers), message))
         detail = "; ".join(f"{field}: {message}" for field, message in problems)
         raise InvalidPayload(
             f"invalid Twilio {kind.replace('_', ' ')} ({detail})", field=problems[0][0]
