@@ -45,7 +45,15 @@ HANDLED_AT = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 #: Fields every expected normalized event must state, so no case is under-specified.
 EMAIL_CORE = frozenset(
-    {"event_type", "occurred_at", "time_source", "recipient", "recipient_raw", "reject_reason", "bounce_class"}
+    {
+        "event_type",
+        "occurred_at",
+        "time_source",
+        "recipient",
+        "recipient_raw",
+        "reject_reason",
+        "bounce_class",
+    }
 )
 SMS_CORE = frozenset({"event_type", "channel", "from_address", "to_address", "from_kind", "dedupe_key"})
 #: Fields every expected replay event must state.
@@ -134,10 +142,14 @@ def processor(channel: str) -> Any:
     if channel == "email":
         from commproc_email import EmailProcessor
 
-        return EmailProcessor(store=MemoryStore(), queue_url="replay://", config=config, clock=FixedClock(HANDLED_AT))
+        return EmailProcessor(
+            store=MemoryStore(), queue_url="replay://", config=config, clock=FixedClock(HANDLED_AT)
+        )
     from commproc_sms import SMSProcessor
 
-    return SMSProcessor(store=MemoryStore(), queue_url="replay://", config=config, clock=FixedClock(HANDLED_AT))
+    return SMSProcessor(
+        store=MemoryStore(), queue_url="replay://", config=config, clock=FixedClock(HANDLED_AT)
+    )
 
 
 def normalize(channel: str, name: str) -> Iterator[dict[str, Any]]:

@@ -105,7 +105,14 @@ def test_replay_prints_one_line_per_input_and_exits_by_outcome(channel: str) -> 
 def test_replay_logs_no_address_or_body(channel: str) -> None:
     stderr = replayed(channel).stderr
     assert stderr.strip(), "the corpus has rejected inputs; their warnings should be logged"
-    for text in ("@example.", "+1415555", "+447700", "not an email address", "Is the spring offer", "delivrd"):
+    for text in (
+        "@example.",
+        "+1415555",
+        "+447700",
+        "not an email address",
+        "Is the spring offer",
+        "delivrd",
+    ):
         assert text not in stderr
 
 

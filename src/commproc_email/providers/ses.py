@@ -114,21 +114,24 @@ class _Builder:
             **fields,
         )
 
-    def destinations(self, *, lenient: bool = False) -> list[dict[str, Any]]:
-        """Recipient fields for every ``mail.destination`` (raw only for a rejection's invalid ones)."""
+    def destinations(self, *, lenient: bool = False) -> list[tuple[dict[str, Any], bool]]:
+        """Recipient fields for every ``mail.destination``, and whether each failed validation.
+
+        Only a rejection (``lenient``) keeps an address that does not validate.
+        """
         found = []
         for i, value in enumerate(self.mail.destination):
             field = f"$.mail.destination[{i}]"
             if lenient:
-                found.append(reject_recipient(value, field)[0])
+                found.append(reject_recipient(value, field))
             else:
-                found.append(recipient_fields(parse_address(value, field)))
+                found.append((recipient_fields(parse_address(value, field)), False))
         return found
 
     def per_message(
         self, event_type: str, when: tuple[datetime, str], *extra_key: object, **fields: Any
     ) -> EmailEvent:
-        found = self.destinations()
+        found = [recipient for recipient, _ in self.destinations()]
         single = found[0] if len(found) == 1 else {}
         return self.event(event_type, when, single, *extra_key, recipient_ambiguous=len(found) > 1, **fields)
 
@@ -159,8 +162,9 @@ def _bounces(b: _Builder) -> list[EmailEvent]:
         field = f"$.bounce.bouncedRecipients[{i}].emailAddress"
         status = item.status or enhanced_status(item.diagnostic_code)
         event_type, bounce_class = _bounce_class(bounce, status)
+        invalid = False
         if event_type == "rejected":
-            recipient, _ = reject_recipient(item.email_address, field)
+            recipient, invalid = reject_recipient(item.email_address, field)
         else:
             recipient = recipient_fields(parse_address(item.email_address, field))
         events.append(
@@ -169,7 +173,7 @@ def _bounces(b: _Builder) -> list[EmailEvent]:
                 when,
                 recipient,
                 bounce_class=bounce_class,
-                reject_reason="bounced",
+                reject_reason="invalid" if invalid else "bounced",
                 provider_suppressed=event_type == "rejected",
                 provider_event_id=bounce.feedback_id,
                 smtp_status=status,
@@ -233,8 +237,11 @@ def _delays(b: _Builder) -> list[EmailEvent]:
 
 def _per_recipient(b: _Builder, event_type: str, **fields: Any) -> list[EmailEvent]:
     when = b.time(None, of_mail=True)
-    lenient = event_type == "rejected"
-    return [b.event(event_type, when, recipient, **fields) for recipient in b.destinations(lenient=lenient)]
+    events = []
+    for recipient, invalid in b.destinations(lenient=event_type == "rejected"):
+        extra = {**fields, "reject_reason": "invalid"} if invalid else fields
+        events.append(b.event(event_type, when, recipient, **extra))
+    return events
 
 
 def _subscription(b: _Builder) -> list[EmailEvent]:
