@@ -292,3 +292,24 @@ def test_a_value_outside_the_vocabulary_is_a_programming_error_that_names_no_val
     with pytest.raises(ValueError, match="event_type must be one of") as caught:
         attrs.evolve(event, event_type="Z9-private-text")
     assert "Z9-private-text" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "reject_reason"),
+    [
+        (payload("ses_events.json", "Complaint"), "spam"),
+        (dict(load("sendgrid_batch.json")[9]), "spam"),
+        (payload("mailgun.json", "complained"), "spam"),
+        (payload("postmark.json", "SpamComplaint"), "spam"),
+    ],
+)
+def test_every_complaint_has_reject_reason_spam(data: Any, reject_reason: str) -> None:
+    event = one(data)
+    assert (event.event_type, event.reject_reason) == ("complained", reject_reason)
+
+
+def test_an_ses_not_spam_report_is_no_spam_complaint() -> None:
+    data = payload("ses_events.json", "Complaint")
+    data["complaint"]["complaintFeedbackType"] = "not-spam"
+    event = one(data)
+    assert (event.event_type, event.reject_reason, event.description) == ("complained", None, "not-spam")

@@ -143,6 +143,8 @@ def _classify(data: MailgunEventData) -> dict[str, Any]:
     if data.event == "rejected":
         # Mailgun refused the message at submission (sandbox limits, policy).
         return {"event_type": "rejected", "reject_reason": "other"}
+    if data.event == "complained":
+        return {"event_type": "complained", "reject_reason": "spam"}
     return {"event_type": _SIMPLE.get(data.event, "unknown")}
 
 

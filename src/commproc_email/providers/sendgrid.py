@@ -118,6 +118,8 @@ def _drop(item: SendGridEvent) -> dict[str, Any]:
 def _classify(item: SendGridEvent) -> dict[str, Any]:
     if item.event in _SIMPLE:
         fields: dict[str, Any] = {"event_type": _SIMPLE[item.event]}
+        if item.event == "spamreport":
+            fields["reject_reason"] = "spam"
         if item.event.startswith("group_") and item.asm_group_id is not None:
             fields["subscription_group"] = str(item.asm_group_id)
         return fields

@@ -187,6 +187,7 @@ def _bounces(b: _Builder) -> list[EmailEvent]:
 def _complaints(b: _Builder) -> list[EmailEvent]:
     complaint = b.section("complaint", SesComplaint)
     when = b.time(complaint.timestamp)
+    kind = complaint.complaint_feedback_type or complaint.complaint_sub_type
     return [
         b.event(
             "complained",
@@ -196,7 +197,9 @@ def _complaints(b: _Builder) -> list[EmailEvent]:
             ),
             provider_event_id=complaint.feedback_id,
             user_agent=complaint.user_agent,
-            description=complaint.complaint_feedback_type or complaint.complaint_sub_type,
+            description=kind,
+            # A "not-spam" feedback report withdraws a complaint rather than making one.
+            reject_reason=None if (kind or "").lower() == "not-spam" else "spam",
         )
         for i, item in enumerate(complaint.complained_recipients)
     ]
