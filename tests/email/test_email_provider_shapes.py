@@ -12,8 +12,10 @@ from typing import Any
 import attrs
 import pytest
 from email_support import load, payload
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from commproc_core.errors import InvalidPayload
+from commproc_core.errors import InvalidPayload, PermanentError
 from commproc_core.model import QueueMessage
 from commproc_core.pipeline.envelope import Envelope
 from commproc_core.pipeline.processor import EventPayload
@@ -313,3 +315,34 @@ def test_an_ses_not_spam_report_is_no_spam_complaint() -> None:
     data["complaint"]["complaintFeedbackType"] = "not-spam"
     event = one(data)
     assert (event.event_type, event.reject_reason, event.description) == ("complained", None, "not-spam")
+
+
+# -- lenient readings never turn into crashes ---------------------------------------------------
+
+
+def _survives(data: Any, **kwargs: Any) -> list[EmailEvent]:
+    try:
+        return events_of(data, **kwargs)
+    except PermanentError:
+        return []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80), st.text(max_size=40))
+def test_any_address_text_on_a_rejection_is_recorded_or_refused(to: str, timestamp: str) -> None:
+    mailgun = {
+        "event-data": {
+            "event": "rejected",
+            "timestamp": 1529704976.1,
+            "reject": {"reason": "r"},
+            "message": {"headers": {"to": to, "message-id": "m@example.org"}},
+        }
+    }
+    for event in _survives(mailgun):
+        assert event.event_type == "rejected" and event.reject_reason in ("other", "invalid")
+    for event in _survives(dict(load("sendgrid_batch.json")[8], email=to)):
+        assert event.recipient_raw == to
+    bounce = dict(payload("postmark.json", "HardBounce"), Type="BadEmailAddress", Email=to)
+    for event in _survives(bounce):
+        assert event.recipient_raw == to
+    _survives(ses_bounce_without_time(), sns=sns_envelope(timestamp))
