@@ -183,6 +183,8 @@ def _format(exc: BaseException, kind: type[Any] | None) -> str:
 
 
 _SEGMENT = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[([^\]]*)\]")
+# A mapping key as cattrs writes it into a path: the key's repr in brackets.
+_MAP_KEY = re.compile(r"""\[(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\]""")
 
 
 def _descend(kind: Any) -> Any:
@@ -198,8 +200,11 @@ def _wire_path(cls: type[Any], root: str, path: str) -> str:
 
     cattrs names the Python attribute (``$.event_data.recipient``); the
     person reading the error has the provider's JSON in front of them
-    (``$.event-data.recipient``).
+    (``$.event-data.recipient``). Mapping keys become ``[*]``.
     """
+    # A mapping key is payload text (a tag name, a metadata key that may be
+    # an address): it never reaches an error. ``[*]`` stands for it.
+    path = _MAP_KEY.sub("[*]", path)
     if not path.startswith(root):
         return path
     out = root
@@ -234,6 +239,8 @@ def structure(data: Any, cls: type[T], *, provider: str, path: str = "$") -> T:
         problems = cattrs.transform_error(exc, path=path, format_exception=_format)
     except (TypeError, ValueError, AttributeError) as exc:
         problems = [f"{_format(exc, cls)} @ {path}"]
+    # Keys go before the line is split: a key may itself contain " @ ".
+    problems = [_MAP_KEY.sub("[*]", line) for line in problems]
     first = problems[0] if problems else f"invalid @ {path}"
     message, _, field = first.rpartition(" @ ")
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

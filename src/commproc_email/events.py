@@ -5,7 +5,8 @@ tracking signals reads the same here. Where commproc differs from anymail it
 is deliberate: SES ``DeliveryDelay`` is ``deferred`` and ``Subscription`` is
 ``unsubscribed``/``subscribed`` (anymail: ``unknown``), a bounce carries a
 ``bounce_class``, and a rejection because the provider had already
-suppressed the address says so in ``provider_suppressed``.
+suppressed the address says so in ``provider_suppressed``. docs/email.md
+has the full mapping per provider, with every difference and its reason.
 """
 
 from __future__ import annotations
@@ -17,19 +18,25 @@ from typing import Any, Final
 
 import attrs
 
+from commproc_core.errors import InvalidPayload
+from commproc_email.addresses import parse_address
+
 __all__ = [
     "BOUNCE_CLASSES",
     "CHANNEL",
     "EVENT_TYPES",
+    "RECIPIENT_SOURCES",
     "REJECT_REASONS",
+    "TIME_SOURCES",
     "EmailEvent",
     "derive_dedupe_key",
+    "with_outbound_recipient",
 ]
 
 #: The channel name every email event and record carries.
 CHANNEL: Final = "email"
 
-#: The normalized event types (anymail's, plus ``inbound`` for received mail).
+#: The normalized event types: anymail's ``EventType`` values, no more.
 EVENT_TYPES: Final = frozenset(
     {
         "queued",
@@ -46,6 +53,7 @@ EVENT_TYPES: Final = frozenset(
         "unsubscribed",
         "subscribed",
         "inbound",
+        "inbound_failed",
         "unknown",
     }
 )
@@ -59,11 +67,22 @@ REJECT_REASONS: Final = frozenset(
     {"invalid", "bounced", "timed_out", "blocked", "spam", "unsubscribed", "other"}
 )
 
+#: Where ``occurred_at`` came from, best first: the event's own time; the
+#: time of the mail it reports on (SES ``mail.timestamp``); SNS's publish
+#: time; the time the message entered the queue; the time commproc handled it.
+TIME_SOURCES: Final = frozenset({"event", "mail", "sns", "queue", "received"})
+
+#: Where the recipient came from: the event's own address field; the
+#: message's ``To`` header (Mailgun ``rejected``); the outbound message
+#: commproc recorded under the event's ``provider_message_id``.
+RECIPIENT_SOURCES: Final = frozenset({"event", "to_header", "outbound_message"})
+
 
 def _check_member(allowed: frozenset[str]) -> Any:
     def check(_: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
         if value is not None and value not in allowed:
-            raise ValueError(f"{attribute.name} must be one of {sorted(allowed)}, got {value!r}")
+            # The value is not echoed: provider text must never reach an error.
+            raise ValueError(f"{attribute.name} must be one of {sorted(allowed)}")
 
     return check
 
@@ -75,7 +94,8 @@ class EmailEvent:
     ``dedupe_key`` is always set: the provider's own event id where it has a
     usable one, otherwise derived from what identifies the event (see
     :func:`derive_dedupe_key`). ``occurred_at`` is the event's own time in
-    UTC, never the time SNS or SQS handled it.
+    UTC; only an event that carries no time of its own is timed by its
+    transport, and ``time_source`` then says so.
     """
 
     provider: str
@@ -84,6 +104,7 @@ class EmailEvent:
     provider_event_type: str
     dedupe_key: str
     occurred_at: datetime
+    time_source: str = attrs.field(default="event", validator=_check_member(TIME_SOURCES))
     channel: str = CHANNEL
     provider_message_id: str | None = None
     provider_event_id: str | None = None
@@ -91,6 +112,11 @@ class EmailEvent:
     recipient_raw: str | None = None
     recipient: str | None = None
     recipient_key: str | None = None
+    recipient_source: str | None = attrs.field(default=None, validator=_check_member(RECIPIENT_SOURCES))
+    #: The event is about one recipient the payload does not name (a Postmark
+    #: Unsubscribe bounce has no ``Email``): the outbound message recorded
+    #: under ``provider_message_id`` names it (:func:`with_outbound_recipient`).
+    recipient_unresolved: bool = False
     #: True when the provider reports the event per message, not per recipient,
     #: and the message had several recipients: no one recipient can be blamed.
     recipient_ambiguous: bool = False
@@ -123,6 +149,29 @@ class EmailEvent:
     raw: Mapping[str, Any] = attrs.field(factory=dict)
     #: Transport facts: SNS message id and topic, SQS message id.
     transport: Mapping[str, str] = attrs.field(factory=dict)
+
+
+def with_outbound_recipient(event: EmailEvent, address: str) -> EmailEvent:
+    """``event`` with its recipient taken from the outbound message it reports on.
+
+    For events with ``recipient_unresolved`` set: the processor looks up the
+    outbound message by ``event.provider_message_id`` and hands its ``to``
+    address here. An address that does not validate is kept as raw only.
+    """
+    try:
+        found = parse_address(address, "outbound.to")
+    except InvalidPayload:
+        return attrs.evolve(
+            event, recipient_raw=address, recipient_source="outbound_message", recipient_unresolved=False
+        )
+    return attrs.evolve(
+        event,
+        recipient_raw=found.raw,
+        recipient=found.normalized,
+        recipient_key=found.key,
+        recipient_source="outbound_message",
+        recipient_unresolved=False,
+    )
 
 
 def derive_dedupe_key(provider: str, *parts: object) -> str:

@@ -31,6 +31,7 @@ from commproc_core.stores.spec import Range
 from commproc_email import addresses
 from commproc_email.detect import detect_provider
 from commproc_email.events import CHANNEL, EmailEvent
+from commproc_email.providers._common import Arrival, arrival
 from commproc_email.providers.mailgun import normalize_mailgun, parse_mailgun
 from commproc_email.providers.postmark import normalize_postmark
 from commproc_email.providers.sendgrid import normalize_sendgrid
@@ -167,17 +168,8 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
         now: datetime = self.now()
         return now
 
-    @staticmethod
-    def _transport(envelope: Envelope) -> dict[str, str]:
-        facts: dict[str, str] = {"kind": envelope.kind}
-        if envelope.sns is not None:
-            for key in ("MessageId", "TopicArn"):
-                value = envelope.sns.get(key)
-                if isinstance(value, str):
-                    facts[f"sns_{key}"] = value
-        if envelope.queue_message is not None:
-            facts["sqs_message_id"] = envelope.queue_message.message_id
-        return facts
+    def _transport(self, envelope: Envelope) -> Arrival:
+        return arrival(envelope, received_at=self.now())
 
     # -- the seed's helpers --------------------------------------------------------
 

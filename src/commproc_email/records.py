@@ -36,12 +36,18 @@ def event_data(event: EmailEvent) -> dict[str, Any]:
 
     The raw provider event is kept for ``unknown`` events only: those are the
     ones someone will need to read later, and the rest is all normalized.
+    ``recipient_source`` and ``time_source`` appear only when they are not
+    the event's own field (a recipient from the ``To`` header or the outbound
+    message, a time from the transport).
     """
     data: dict[str, Any] = {
         "provider_event_type": event.provider_event_type,
         "recipient": event.recipient,
         "recipient_raw": event.recipient_raw,
         "recipient_ambiguous": event.recipient_ambiguous or None,
+        "recipient_source": event.recipient_source if event.recipient_source != "event" else None,
+        "recipient_unresolved": event.recipient_unresolved or None,
+        "time_source": event.time_source if event.time_source != "event" else None,
         "sender": event.sender,
         "bounce_class": event.bounce_class,
         "reject_reason": event.reject_reason,

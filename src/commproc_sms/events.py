@@ -3,6 +3,12 @@
 Twilio does not guarantee the order of status callbacks, so a message's
 status only moves forward by rank (a late ``sent`` after ``delivered`` is
 recorded as an event but changes nothing) and its first error is kept.
+
+Addresses: ``from_address``/``to_address`` are what an event records as its
+sender and recipient: an E.164 number, a short code or sender id as given,
+or a WhatsApp user id, never with the ``whatsapp:`` prefix (that is the
+``channel``); None when the address could not be read, the raw parameter
+then being in ``from_raw``/``to_raw``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ __all__ = [
     "parse_dlr_date",
     "status_dedupe_key",
     "status_rank",
+    "whatsapp_id_of",
 ]
 
 PROVIDER = "twilio"
@@ -95,6 +102,14 @@ def parse_dlr_date(raw: str | None) -> datetime | None:
         return None
 
 
+def whatsapp_id_of(value: str | None) -> str | None:
+    """The WhatsApp business-scoped user id in ``value`` (``whatsapp:US.1234`` gives ``US.1234``)."""
+    if not value:
+        return None
+    address = parse_address(value)
+    return address.value if address.is_whatsapp_id else None
+
+
 @attrs.frozen(kw_only=True)
 class SmsInbound:
     """A message someone sent us, with its addresses classified."""
@@ -108,10 +123,34 @@ class SmsInbound:
     signature_verified: bool = False
     provider: str = PROVIDER
     event_type: str = INBOUND
+    #: The sender's WhatsApp business-scoped user id: ``From`` itself when the
+    #: sender is known only by it, else ``ExternalUserId`` next to their number.
+    sender_whatsapp_id: str | None = None
 
     @property
     def dedupe_key(self) -> str:
         return inbound_dedupe_key(self.twilio.message_sid)
+
+    @property
+    def from_address(self) -> str | None:
+        return self.sender.value
+
+    @property
+    def to_address(self) -> str | None:
+        return self.recipient.value
+
+    @property
+    def from_raw(self) -> str:
+        return self.twilio.from_
+
+    @property
+    def to_raw(self) -> str:
+        return self.twilio.to
+
+    @property
+    def lead_key(self) -> str | None:
+        """What the sender's lead is matched and created by: the E.164 number, else the WhatsApp user id."""
+        return self.sender.value if self.sender.is_phone else self.sender_whatsapp_id
 
 
 @attrs.frozen(kw_only=True)
@@ -135,6 +174,22 @@ class SmsStatusUpdate:
     @property
     def rank(self) -> int | None:
         return status_rank(self.status)
+
+    @property
+    def from_address(self) -> str | None:
+        return self.sender.value if self.sender else None
+
+    @property
+    def to_address(self) -> str | None:
+        return self.recipient.value if self.recipient else None
+
+    @property
+    def from_raw(self) -> str | None:
+        return self.twilio.from_
+
+    @property
+    def to_raw(self) -> str | None:
+        return self.twilio.to
 
 
 SmsEvent = SmsInbound | SmsStatusUpdate
@@ -166,6 +221,9 @@ def build_event(
             recipient=recipient,
             channel=channel,
             signature_verified=signature_verified,
+            sender_whatsapp_id=(
+                sender.value if sender.is_whatsapp_id else whatsapp_id_of(parsed.external_user_id)
+            ),
         )
     status_sender = parse_address(parsed.from_, None, default_region) if parsed.from_ else None
     status_recipient = parse_address(parsed.to, None, default_region) if parsed.to else None

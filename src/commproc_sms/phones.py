@@ -1,10 +1,19 @@
-"""Sender and recipient addresses: E.164 numbers, short codes, sender ids.
+"""Sender and recipient addresses: E.164 numbers, short codes, sender ids, WhatsApp user ids.
 
 Built on ``phonenumbers``: a number is accepted when it is *possible* (right
 length for its country), because fictional ranges (Ofcom's 07700 900xxx) and
 newly opened ranges are not *valid* yet still deliver; validity is kept as a
 flag. Short codes are recognised before any parsing, since phonenumbers
 would happily turn ``89345`` into ``+189345``.
+
+The ``whatsapp:`` prefix Twilio puts on WhatsApp addresses names the
+transport, not the address: it is recorded in ``Address.whatsapp`` (and in
+the event's channel) and left out of the canonical form. A WhatsApp user
+who has adopted a username may be known only by a business-scoped user id
+(BSUID, ``US.13491208655302741918``: a country code, a dot, up to 128
+letters and digits; a parent id has ``ENT.`` after the dot). It is an
+address of its own kind, kept exactly as received: Meta asks for it to be
+stored and sent back unchanged.
 """
 
 from __future__ import annotations
@@ -27,7 +36,9 @@ _WHATSAPP = "whatsapp:"
 _SHORT_CODE = re.compile(r"[0-9]{3,6}")
 # Twilio alphanumeric sender ids: up to 11 of A-Z, a-z, 0-9 and space, at least one letter.
 _ALPHANUMERIC = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
-_WHATSAPP_ID = re.compile(r"[A-Z]{2}\.[A-Za-z0-9_-]{1,64}")
+# No sender id or number contains a dot, so the form is recognised with or
+# without the prefix (the canonical form has none).
+_WHATSAPP_ID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 _DIGITS = re.compile(r"[0-9]{8,15}")
 # phonenumbers refuses inputs longer than this anyway; cutting early bounds the work.
 _MAX_INPUT = 250
@@ -37,12 +48,13 @@ _MAX_INPUT = 250
 class Address:
     """One side of a message, classified."""
 
-    #: What was received, stripped of surrounding whitespace and control characters.
+    #: What was received, stripped of surrounding whitespace, control
+    #: characters and the ``whatsapp:`` prefix.
     raw: str
     kind: AddressKind
     #: The canonical form: ``+14155550100``, ``89345``, ``ACME``, ``US.1234``; None when invalid.
     value: str | None
-    #: True when it came with the ``whatsapp:`` prefix.
+    #: True when it came with the ``whatsapp:`` prefix (the transport, not the address).
     whatsapp: bool = False
     #: For e164: phonenumbers considers the number valid (not only possible).
     valid: bool = False
@@ -51,13 +63,29 @@ class Address:
 
     @property
     def canonical(self) -> str:
-        """How to store it: ``value`` (or ``raw`` when invalid), prefixed ``whatsapp:`` when it came so."""
-        text = self.value if self.value is not None else self.raw
-        return f"{_WHATSAPP}{text}" if self.whatsapp else text
+        """``value``, or ``raw`` when invalid; never with the ``whatsapp:`` prefix.
+
+        For display and conversation participants. What an event records as
+        its sender or recipient is ``value``: None when the address is invalid.
+        """
+        return self.value if self.value is not None else self.raw
 
     @property
     def is_phone(self) -> bool:
         return self.kind == "e164"
+
+    @property
+    def is_whatsapp_id(self) -> bool:
+        return self.kind == "whatsapp_id"
+
+    @property
+    def lead_key(self) -> str | None:
+        """What a lead is matched and created by: the E.164 number or the WhatsApp user id.
+
+        None for short codes, sender ids and invalid addresses: nobody can
+        be known by those.
+        """
+        return self.value if self.kind in ("e164", "whatsapp_id") else None
 
 
 def _clean(raw: str) -> str:
@@ -92,7 +120,7 @@ def parse_address(raw: str, region: str | None = None, default_region: str | Non
 
     ``region`` is the hint Twilio sends with the address (``FromCountry``),
     ``default_region`` the configured fallback. Parsing ``canonical`` again
-    gives the same address.
+    gives the same kind and value (the ``whatsapp:`` flag aside).
     """
     text = _clean(raw) if isinstance(raw, str) else ""
     whatsapp = text[: len(_WHATSAPP)].lower() == _WHATSAPP
@@ -100,7 +128,7 @@ def parse_address(raw: str, region: str | None = None, default_region: str | Non
         text = text[len(_WHATSAPP) :].strip()
     if _SHORT_CODE.fullmatch(text):
         return Address(text, "short_code", text, whatsapp)
-    if whatsapp and _WHATSAPP_ID.fullmatch(text):
+    if _WHATSAPP_ID.fullmatch(text):
         return Address(text, "whatsapp_id", text, whatsapp)
     if _ALPHANUMERIC.fullmatch(text) and not text.startswith("+"):
         return Address(text, "alphanumeric", text, whatsapp)

@@ -7,6 +7,11 @@ lost their quotes. :func:`parse_twilio` turns either into
 (a status callback for a message), keeping unknown parameters in ``extra``
 because Twilio adds parameters without notice.
 
+A status callback needs only ``MessageSid`` and ``MessageStatus`` (or the
+deprecated ``SmsSid``/``SmsStatus``): that is enough to update the message
+by its SID. A status value Twilio does not document is refused with code
+``unknown_status``, never guessed at.
+
 Validation errors name Twilio's parameter (``MessageSid``), never its value.
 """
 
@@ -20,11 +25,12 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
-from commproc_core.errors import InvalidPayload, UnknownEventShape
+from commproc_core.errors import InvalidPayload, PermanentError, UnknownEventShape
 
 __all__ = [
     "INBOUND",
     "STATUS",
+    "STATUSES",
     "Sid",
     "TwilioInbound",
     "TwilioMedia",
@@ -38,6 +44,25 @@ __all__ = [
 #: The two kinds of Twilio messaging webhook.
 INBOUND = "inbound_message"
 STATUS = "status_update"
+
+#: Every message status Twilio documents (lower-case).
+STATUSES = frozenset(
+    {
+        "queued",
+        "sending",
+        "sent",
+        "failed",
+        "delivered",
+        "undelivered",
+        "receiving",
+        "received",
+        "accepted",
+        "scheduled",
+        "read",
+        "partially_delivered",
+        "canceled",
+    }
+)
 
 #: A Twilio resource id (``SM...``, ``MG...``, ``AC...``).
 Sid = NewType("Sid", str)
@@ -90,17 +115,24 @@ class TwilioInbound:
     message_type: str | None = None
     #: Advanced Opt-Out: ``STOP``, ``START`` or ``HELP`` when Twilio recognised a keyword.
     opt_out_type: str | None = None
+    #: WhatsApp: the sender's business-scoped user id (``whatsapp:US.1234``)
+    #: when ``From`` is their phone number.
+    external_user_id: str | None = None
     #: Parameters this class does not name, as received.
     extra: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)
 class TwilioStatus:
-    """A status callback for a message (usually one we sent)."""
+    """A status callback for a message (usually one we sent).
+
+    Only the SID and the status are required: minimal callbacks (and
+    courier's reading of them) carry little else.
+    """
 
     message_sid: Sid
-    account_sid: Sid
     message_status: str
+    account_sid: Sid | None = None
     from_: str | None = None
     to: str | None = None
     messaging_service_sid: Sid | None = None
@@ -186,9 +218,20 @@ def _make_converter() -> cattrs.Converter:
 converter = _make_converter()
 
 
+def _status_value(data: Mapping[str, Any]) -> Any:
+    """``MessageStatus``, or the deprecated ``SmsStatus`` a callback may carry alone."""
+    status = data.get("MessageStatus")
+    if status in (None, "") and "Body" not in data and "NumMedia" not in data:
+        legacy = data.get("SmsStatus")
+        # "received" is what an inbound message says of itself.
+        if isinstance(legacy, str) and legacy.strip().lower() not in _INBOUND_STATUSES:
+            return legacy
+    return status
+
+
 def determine_kind(data: Mapping[str, Any]) -> str:
     """``inbound_message`` or ``status_update``; UnknownEventShape for anything else."""
-    status = data.get("MessageStatus")
+    status = _status_value(data)
     has_content = "Body" in data or "NumMedia" in data
     if (
         isinstance(status, str)
@@ -205,8 +248,11 @@ def determine_kind(data: Mapping[str, Any]) -> str:
     )
 
 
-def _prepare(data: Mapping[str, Any], cls: type[Any]) -> dict[str, Any]:
-    """Rename Twilio's variants onto the class's parameters and gather media and extras."""
+def _prepare(data: Mapping[str, Any], cls: type[Any]) -> tuple[dict[str, Any], list[int]]:
+    """Twilio's variants renamed onto the class's parameters, media and extras gathered.
+
+    Also the ``N`` of each media item kept, so errors name ``MediaUrlN``.
+    """
     known = _KNOWN[cls]
     prepared: dict[str, Any] = {}
     extra: dict[str, Any] = {}
@@ -229,18 +275,28 @@ def _prepare(data: Mapping[str, Any], cls: type[Any]) -> dict[str, Any]:
             if data.get(legacy) not in (None, ""):
                 prepared["MessageSid"] = data[legacy]
                 break
+    if cls is TwilioStatus and "MessageStatus" not in prepared and (legacy := _status_value(data)):
+        prepared["MessageStatus"] = legacy
+    numbers = _media_numbers(media)
     if cls is TwilioInbound:
-        prepared["_media"] = [media[i] for i in sorted(media) if media[i].get("url") not in (None, "")]
+        prepared["_media"] = [media[i] for i in numbers]
     prepared["_extra"] = extra
-    return prepared
+    return prepared, numbers
 
 
-def _param_path(path: str) -> str:
+def _media_numbers(media: Mapping[int, Mapping[str, Any]]) -> list[int]:
+    """The ``N`` of every ``MediaUrlN`` with a URL, in order: position i of ``media`` is ``MediaUrl{N}``."""
+    return [i for i in sorted(media) if media[i].get("url") not in (None, "")]
+
+
+def _param_path(path: str, numbers: list[int]) -> str:
     # cattrs reports attribute paths ($.message_sid, $.media[0].url); users
-    # know Twilio's parameter names.
+    # know Twilio's parameter names (MediaUrl3 may be the first media given).
     media = re.fullmatch(r"\$\.media\[(\d+)\]\.(url|content_type)", path)
     if media:
-        return ("MediaUrl" if media.group(2) == "url" else "MediaContentType") + media.group(1)
+        position = int(media.group(1))
+        number = numbers[position] if position < len(numbers) else position
+        return ("MediaUrl" if media.group(2) == "url" else "MediaContentType") + str(number)
     attribute = path.removeprefix("$.").split(".")[0].split("[")[0]
     return twilio_param(attribute) if attribute else "$"
 
@@ -260,14 +316,24 @@ def parse_twilio(data: Any) -> TwilioInbound | TwilioStatus:
         raise InvalidPayload(f"expected an object of Twilio parameters, got {type(data).__name__}", field="$")
     kind = determine_kind(data)
     cls: type[TwilioInbound | TwilioStatus] = TwilioInbound if kind == INBOUND else TwilioStatus
+    prepared, numbers = _prepare(data, cls)
     try:
-        return converter.structure(_prepare(data, cls), cls)
+        parsed = converter.structure(prepared, cls)
     except (cattrs.ClassValidationError, _FieldProblem) as exc:
         problems: list[tuple[str, str]] = []
         for line in cattrs.transform_error(exc, path="$", format_exception=_format):
             message, _, path = line.rpartition(" @ ")
-            problems.append((_param_path(path), message))
+            problems.append((_param_path(path, numbers), message))
         detail = "; ".join(f"{field}: {message}" for field, message in problems)
         raise InvalidPayload(
             f"invalid Twilio {kind.replace('_', ' ')} ({detail})", field=problems[0][0]
         ) from exc
+    if isinstance(parsed, TwilioStatus) and parsed.message_status.strip().lower() not in STATUSES:
+        # A typo ("delivrd") or a status newer than this code: recorded as
+        # rejected so it changes nothing, and named so someone looks.
+        raise PermanentError(
+            "MessageStatus is not one of Twilio's documented statuses",
+            field="MessageStatus",
+            code="unknown_status",
+        )
+    return parsed

@@ -34,9 +34,17 @@ from commproc_sms.phones import parse_address
         ("ACME", None, "alphanumeric", "ACME", False),
         ("My Brand", None, "alphanumeric", "My Brand", False),
         ("1800FLOWERS", "US", "alphanumeric", "1800FLOWERS", False),
-        ("whatsapp:+14155550123", None, "e164", "whatsapp:+14155550123", True),
-        ("WhatsApp: +44 7700 900123", None, "e164", "whatsapp:+447700900123", False),
-        ("whatsapp:US.13491208655302741918", None, "whatsapp_id", "whatsapp:US.13491208655302741918", False),
+        # The whatsapp: prefix is the transport (Address.whatsapp, the event's channel), not the address.
+        ("whatsapp:+14155550123", None, "e164", "+14155550123", True),
+        ("WhatsApp: +44 7700 900123", None, "e164", "+447700900123", False),
+        # WhatsApp business-scoped user ids: kept exactly as received, prefix or not.
+        ("whatsapp:US.13491208655302741918", None, "whatsapp_id", "US.13491208655302741918", False),
+        ("US.13491208655302741918", None, "whatsapp_id", "US.13491208655302741918", False),
+        ("whatsapp:HK.ENT.a1B2c3", None, "whatsapp_id", "HK.ENT.a1B2c3", False),
+        # Not a business-scoped id: lower-case country, underscore, too long.
+        ("whatsapp:us.1234", None, "invalid", "us.1234", False),
+        ("whatsapp:foo_bar", None, "invalid", "foo_bar", False),
+        ("whatsapp:US." + "1" * 129, None, "invalid", "US." + "1" * 129, False),
         # Too short to be a number anywhere.
         ("+1415555013", None, "invalid", "+1415555013", False),
         ("(415) 555-0132", None, "invalid", "(415) 555-0132", False),

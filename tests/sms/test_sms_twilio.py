@@ -19,7 +19,15 @@ from commproc_sms.events import (
     status_dedupe_key,
     status_rank,
 )
-from commproc_sms.twilio import INBOUND, STATUS, TwilioInbound, TwilioStatus, determine_kind, parse_twilio
+from commproc_sms.twilio import (
+    INBOUND,
+    STATUS,
+    STATUSES,
+    TwilioInbound,
+    TwilioStatus,
+    determine_kind,
+    parse_twilio,
+)
 
 
 def test_inbound_sms_form_from_twilio_docs():
@@ -82,7 +90,10 @@ def test_whatsapp_inbound():
     event = build_event(parsed)
     assert event.channel == "whatsapp"
     assert event.sender.kind == "e164" and event.sender.whatsapp
-    assert event.sender.canonical == "whatsapp:+447700900123"
+    assert event.sender.canonical == "+447700900123"
+    assert (event.from_address, event.to_address) == ("+447700900123", "+14155550199")
+    assert event.from_raw == "whatsapp:+447700900123"
+    assert event.lead_key == "+447700900123" and event.sender_whatsapp_id is None
     assert parsed.extra["ReferralNumMedia"] == "0"
 
 
@@ -270,3 +281,133 @@ def test_anything_is_parsed_or_a_permanent_error(data):
         assert error.field
     else:
         build_event(parsed)
+
+
+# -- shapes real callbacks take ---------------------------------------------------------------
+
+
+def test_status_callback_needs_only_sid_and_status():
+    parsed = parse_twilio({"MessageSid": "SM" + "e" * 32, "MessageStatus": "delivered"})
+    assert isinstance(parsed, TwilioStatus)
+    assert (parsed.account_sid, parsed.from_, parsed.to) == (None, None, None)
+    event = build_event(parsed)
+    assert (event.status, event.sender, event.recipient, event.from_address) == (
+        "delivered",
+        None,
+        None,
+        None,
+    )
+    with_error = parse_twilio(
+        {"MessageSid": "SM" + "e" * 32, "MessageStatus": "failed", "ErrorCode": "30008"}
+    )
+    assert build_event(with_error).dedupe_key == f"twilio:status:{'SM' + 'e' * 32}:failed:30008"
+
+
+def test_status_callback_with_only_the_deprecated_names():
+    parsed = parse_twilio({"SmsSid": "SM" + "f" * 32, "SmsStatus": "sent"})
+    assert isinstance(parsed, TwilioStatus)
+    assert (parsed.message_sid, parsed.message_status) == ("SM" + "f" * 32, "sent")
+
+
+def test_an_inbound_message_saying_received_without_body_stays_inbound():
+    data = {k: v for k, v in inbound("x").items() if k not in ("Body", "NumMedia")}
+    assert determine_kind(data) == INBOUND
+
+
+def test_every_documented_status_is_ranked():
+    assert set(STATUS_RANKS) == STATUSES == set(DOCUMENTED_STATUSES)
+
+
+@pytest.mark.parametrize("value", ["delivrd", "DELIVERED-ish", "pending", "Zq7 secret"])
+def test_an_unknown_status_is_refused_with_its_own_code(value):
+    with pytest.raises(PermanentError) as caught:
+        parse_twilio(status("SM" + "a" * 32, value))
+    assert (caught.value.code, caught.value.field) == ("unknown_status", "MessageStatus")
+    assert not isinstance(caught.value, InvalidPayload)
+    assert value not in str(caught.value)
+
+
+def test_status_case_is_not_a_new_status():
+    assert build_event(parse_twilio(status("SM" + "a" * 32, "Delivered"))).status == "delivered"
+
+
+# -- addresses on the event ---------------------------------------------------------------------
+
+
+def test_whatsapp_sender_known_only_by_user_id():
+    data = inbound("hi", sender="whatsapp:US.13491208655302741918", to="whatsapp:+14155550199")
+    event = build_event(parse_twilio(data))
+    assert (event.channel, event.sender.kind) == ("whatsapp", "whatsapp_id")
+    assert (event.from_address, event.lead_key) == ("US.13491208655302741918",) * 2
+    assert event.sender_whatsapp_id == "US.13491208655302741918"
+    assert event.from_raw == "whatsapp:US.13491208655302741918" and event.to_address == "+14155550199"
+
+
+@pytest.mark.parametrize(
+    ("external", "expected"),
+    [
+        ("whatsapp:US.13491208655302741918", "US.13491208655302741918"),
+        ("US.13491208655302741918", "US.13491208655302741918"),
+        ("whatsapp:foo_bar", None),  # courier ignores an id it cannot read; so does commproc
+        ("whatsapp:+14155550100", None),  # a number is no user id
+    ],
+)
+def test_external_user_id_next_to_a_number(external, expected):
+    data = inbound("hi", sender="whatsapp:+14155550123", to="whatsapp:+14155550199", ExternalUserId=external)
+    event = build_event(parse_twilio(data))
+    assert (event.from_address, event.lead_key) == ("+14155550123", "+14155550123")
+    assert event.sender_whatsapp_id == expected
+
+
+@pytest.mark.parametrize(("sender", "kind"), [("ACME", "alphanumeric"), ("89345", "short_code")])
+def test_sender_ids_are_kept_as_given_and_match_no_lead(sender, kind):
+    event = build_event(parse_twilio(inbound("hi", sender=sender)))
+    assert (event.sender.kind, event.from_address, event.lead_key) == (kind, sender, None)
+
+
+def test_an_unreadable_sender_has_no_address_and_keeps_the_raw_text():
+    event = build_event(parse_twilio(inbound("hi", sender="+1 (415) 555")))
+    assert (event.sender.kind, event.from_address, event.from_raw, event.lead_key) == (
+        "invalid",
+        None,
+        "+1 (415) 555",
+        None,
+    )
+
+
+def test_whatsapp_status_addresses_lose_the_prefix():
+    event = build_event(parse_twilio(payload("status_whatsapp_read.form")))
+    assert (event.channel, event.from_address, event.to_address) == (
+        "whatsapp",
+        "+14155550199",
+        "+447700900123",
+    )
+
+
+# -- errors name the parameter, never its value -----------------------------------------------------
+
+
+def test_a_media_error_names_the_parameter_sent():
+    data = inbound("x", NumMedia="1", MediaUrl3=["Zq7"])
+    with pytest.raises(InvalidPayload) as caught:
+        parse_twilio(data)
+    assert caught.value.field == "MediaUrl3"
+
+
+MARK = "Zq7 +14155550100 secret@example.invalid"
+
+
+@pytest.mark.parametrize(
+    "base", [inbound("hello there"), status("SM" + "b" * 32, "delivered", ErrorCode="30003")]
+)
+def test_no_error_repeats_a_parameter_value(base):
+    refused = 0
+    for name in list(base):
+        for value in (MARK, [MARK], {MARK: MARK}, True, -7, 1.5):
+            try:
+                build_event(parse_twilio({**base, name: value}))
+            except PermanentError as error:
+                refused += 1
+                text = f"{error} {error.detail} {error.field}"
+                assert "Zq7" not in text and "example.invalid" not in text, (name, text)
+    assert refused >= 10

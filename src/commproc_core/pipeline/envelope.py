@@ -103,11 +103,21 @@ def _lower_headers(raw: Any) -> dict[str, str]:
 
 
 def _is_sns(value: Any) -> bool:
+    """An SNS message: its ``Type`` and ``MessageId``, and a ``Message`` or a ``TopicArn``.
+
+    ``TopicArn`` is not required: forwarders and SNS emulators drop it, and
+    the signature check (when configured) still covers what is there. A
+    ``Type`` that is not text is no SNS message (and must not reach the set
+    lookup, where a list would raise).
+    """
+    if not isinstance(value, Mapping):
+        return False
+    kind = value.get("Type")
     return (
-        isinstance(value, Mapping)
-        and value.get("Type") in _SNS_TYPES
-        and "TopicArn" in value
-        and "MessageId" in value
+        isinstance(kind, str)
+        and kind in _SNS_TYPES
+        and isinstance(value.get("MessageId"), str)
+        and ("Message" in value or "TopicArn" in value)
     )
 
 

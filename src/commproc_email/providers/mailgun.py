@@ -1,7 +1,8 @@
 """Mailgun webhooks (the JSON format with ``signature`` and ``event-data``), normalized.
 
 ``event-data.id`` is unique only within a day, so the dedupe key pairs it
-with the event's timestamp. Legacy form-encoded webhooks are not accepted:
+with the event's timestamp. A ``rejected`` event names no ``recipient``:
+the message's ``To`` header does. Legacy form-encoded webhooks are not accepted:
 they carry a different field set and Mailgun has replaced them.
 """
 
@@ -16,7 +17,16 @@ import attrs
 from commproc_email.addresses import parse_address
 from commproc_email.converter import structure
 from commproc_email.events import EmailEvent, derive_dedupe_key
-from commproc_email.providers._common import enhanced_status, recipient_fields, scalar_metadata
+from commproc_email.providers._common import (
+    Arrival,
+    enhanced_status,
+    header_recipient,
+    join_text,
+    key_time,
+    recipient_fields,
+    reject_recipient,
+    scalar_metadata,
+)
 
 __all__ = ["MailgunSignature", "MailgunWebhook", "normalize_mailgun", "parse_mailgun"]
 
@@ -41,6 +51,13 @@ class MailgunDeliveryStatus:
 @attrs.frozen(kw_only=True)
 class MailgunHeaders:
     message_id: str | None = attrs.field(default=None, metadata={"wire": "message-id"})
+    to: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class MailgunReject:
+    reason: str | None = None
+    description: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -56,7 +73,7 @@ class MailgunClientInfo:
 @attrs.frozen(kw_only=True)
 class MailgunEventData:
     event: str
-    timestamp: datetime
+    timestamp: datetime | None = None
     id: str | None = None
     recipient: str | None = None
     severity: str | None = None
@@ -69,6 +86,7 @@ class MailgunEventData:
     )
     message: MailgunMessage | None = None
     client_info: MailgunClientInfo | None = attrs.field(default=None, metadata={"wire": "client-info"})
+    reject: MailgunReject | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -102,7 +120,9 @@ def parse_mailgun(data: Mapping[str, Any]) -> MailgunWebhook:
 
 def _failure(data: MailgunEventData) -> dict[str, Any]:
     if data.severity == "temporary":
-        return {"event_type": "deferred"}
+        # anymail's reading: Mailgun names a reason ("generic", "greylisted")
+        # for a retry, which is no rejection of the address.
+        return {"event_type": "deferred", "reject_reason": "other"}
     reason = data.reason or ""
     if reason in _SUPPRESS_REASONS:
         return {
@@ -117,26 +137,52 @@ def _failure(data: MailgunEventData) -> dict[str, Any]:
     return {"event_type": "bounced", "bounce_class": "hard", "reject_reason": "bounced"}
 
 
+def _classify(data: MailgunEventData) -> dict[str, Any]:
+    if data.event == "failed":
+        return _failure(data)
+    if data.event == "rejected":
+        # Mailgun refused the message at submission (sandbox limits, policy).
+        return {"event_type": "rejected", "reject_reason": "other"}
+    if data.event == "complained":
+        return {"event_type": "complained", "reject_reason": "spam"}
+    return {"event_type": _SIMPLE.get(data.event, "unknown")}
+
+
+def _recipient(data: MailgunEventData, rejected: bool) -> tuple[dict[str, Any], bool]:
+    """Recipient fields and whether the address failed validation.
+
+    ``rejected`` events carry no ``recipient``; the message's ``To`` header
+    names who it was for.
+    """
+    if data.recipient is not None:
+        if rejected:
+            return reject_recipient(data.recipient, "$.event-data.recipient")
+        return recipient_fields(parse_address(data.recipient, "$.event-data.recipient")), False
+    to = data.message.headers.to if data.message else None
+    if rejected and to:
+        return header_recipient(to, "$.event-data.message.headers.to", lenient=True)
+    return {}, False
+
+
 def normalize_mailgun(
-    webhook: MailgunWebhook, raw: Mapping[str, Any], transport: Mapping[str, str]
+    webhook: MailgunWebhook, raw: Mapping[str, Any], transport: Arrival
 ) -> Sequence[EmailEvent]:
     """The normalized event of one Mailgun webhook."""
     data = webhook.event_data
-    address = parse_address(data.recipient, "$.event-data.recipient") if data.recipient is not None else None
-    fields = _failure(data) if data.event == "failed" else {"event_type": _SIMPLE.get(data.event, "unknown")}
+    fields = _classify(data)
+    recipient, invalid = _recipient(data, fields["event_type"] == "rejected")
+    if invalid:
+        fields["reject_reason"] = "invalid"
     status = data.delivery_status or MailgunDeliveryStatus()
+    reject = data.reject or MailgunReject()
     message_id = data.message.headers.message_id if data.message else None
     message_id = message_id.strip("<>") if message_id else None
-    if data.id:
+    occurred_at, time_source = transport.pick_time(data.timestamp)
+    if data.id and data.timestamp is not None:
         dedupe_key = f"mailgun:{data.id}:{data.timestamp.isoformat()}"
     else:
-        parts = (
-            message_id,
-            data.event,
-            address.key if address else None,
-            data.timestamp.isoformat(),
-            data.url,
-        )
+        who = recipient.get("recipient_key") or recipient.get("recipient_raw")
+        parts = (message_id, data.event, who, key_time(occurred_at, time_source), data.url)
         dedupe_key = derive_dedupe_key(PROVIDER, *parts)
     event_data = raw.get("event-data")
     return [
@@ -144,19 +190,20 @@ def normalize_mailgun(
             provider=PROVIDER,
             provider_event_type=data.event,
             dedupe_key=dedupe_key,
-            occurred_at=data.timestamp,
+            occurred_at=occurred_at,
+            time_source=time_source,
             provider_message_id=message_id,
             provider_event_id=data.id,
             smtp_status=status.enhanced_code or enhanced_status(status.message, status.description),
-            mta_response=status.message,
-            description=status.description or data.reason,
+            mta_response=status.message or None,
+            description=join_text(reject.reason, reject.description) or status.description or data.reason,
             click_url=data.url,
             user_agent=data.client_info.user_agent if data.client_info else None,
             tags=tuple(data.tags),
             metadata=scalar_metadata(data.user_variables),
             raw=event_data if isinstance(event_data, Mapping) else raw,
-            transport=transport,
-            **recipient_fields(address),
+            transport=transport.facts,
+            **recipient,
             **fields,
         )
     ]

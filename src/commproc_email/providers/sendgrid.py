@@ -4,6 +4,9 @@ SendGrid posts a JSON array; the core splits it so each item arrives here on
 its own and is validated, deduplicated (on ``sg_event_id``) and recorded
 alone. Custom args are merged into each item by SendGrid, so every key that
 is not one of SendGrid's own becomes metadata.
+
+A ``dropped`` event is kept even when its address does not validate
+(reason ``Invalid``): that fault is what it reports.
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ import attrs
 from commproc_email.addresses import parse_address
 from commproc_email.converter import StrOrList, structure
 from commproc_email.events import EmailEvent, derive_dedupe_key
-from commproc_email.providers._common import enhanced_status, recipient_fields, scalar_metadata
+from commproc_email.providers._common import (
+    Arrival,
+    enhanced_status,
+    key_time,
+    recipient_fields,
+    reject_recipient,
+    scalar_metadata,
+)
 
 __all__ = ["SendGridEvent", "normalize_sendgrid"]
 
@@ -27,8 +37,8 @@ PROVIDER: Final = "sendgrid"
 @attrs.frozen(kw_only=True)
 class SendGridEvent:
     email: str
-    timestamp: datetime
     event: str
+    timestamp: datetime | None = None
     sg_event_id: str | None = None
     sg_message_id: str | None = None
     smtp_id: str | None = attrs.field(default=None, metadata={"wire": "smtp-id"})
@@ -67,8 +77,9 @@ _SIMPLE: Final = {
     "group_resubscribe": "subscribed",
 }
 
-#: ``dropped`` reasons that mean SendGrid holds the address on a suppression
-#: list: (anymail reject reason, provider suppressed).
+#: ``dropped`` reasons (lower-cased, as SendGrid words them in the event and
+#: in Email Activity): (anymail reject reason, whether SendGrid holds the
+#: address on a suppression list).
 _DROP_REASONS: Final = {
     "bounced address": ("bounced", True),
     "unsubscribed address": ("unsubscribed", True),
@@ -76,8 +87,10 @@ _DROP_REASONS: Final = {
     "spam reporting address": ("spam", True),
     "invalid": ("invalid", True),
     "invalid address": ("invalid", True),
-    "spam content (if spam checker app enabled)": ("spam", False),
 }
+
+#: The ``type`` anymail reads on drops and bounces: bounce, blocked, expired.
+_DROP_TYPES: Final = {"bounce": "bounced", "blocked": "blocked", "expired": "timed_out"}
 
 
 def message_id(sg_message_id: str | None) -> str | None:
@@ -87,61 +100,97 @@ def message_id(sg_message_id: str | None) -> str | None:
     return sg_message_id.split(".filter", 1)[0]
 
 
+def _drop(item: SendGridEvent) -> dict[str, Any]:
+    reason = (item.reason or "").strip().lower()
+    if reason in _DROP_REASONS:
+        reject_reason, suppressed = _DROP_REASONS[reason]
+    elif reason.startswith("spam content"):
+        # The spam checker refused this message's content; the address is fine.
+        reject_reason, suppressed = "spam", False
+    else:
+        reject_reason, suppressed = _DROP_TYPES.get((item.type or "").lower(), "other"), False
+    fields = {"event_type": "rejected", "reject_reason": reject_reason, "provider_suppressed": suppressed}
+    if item.asm_group_id is not None and reject_reason == "unsubscribed":
+        fields["subscription_group"] = str(item.asm_group_id)
+    return fields
+
+
 def _classify(item: SendGridEvent) -> dict[str, Any]:
     if item.event in _SIMPLE:
         fields: dict[str, Any] = {"event_type": _SIMPLE[item.event]}
+        if item.event == "spamreport":
+            fields["reject_reason"] = "spam"
         if item.event.startswith("group_") and item.asm_group_id is not None:
             fields["subscription_group"] = str(item.asm_group_id)
         return fields
     if item.event == "dropped":
-        reason, suppressed = _DROP_REASONS.get((item.reason or "").strip().lower(), ("other", False))
-        fields = {"event_type": "rejected", "reject_reason": reason, "provider_suppressed": suppressed}
-        if item.asm_group_id is not None and reason == "unsubscribed":
-            fields["subscription_group"] = str(item.asm_group_id)
-        return fields
+        return _drop(item)
     if item.event in ("bounce", "blocked"):
-        # Blocks are refusals of this message (reputation, content) and
-        # SendGrid does not suppress them; a bounce proper is a dead address.
-        blocked = item.event == "blocked" or item.type == "blocked"
-        return {
-            "event_type": "bounced",
-            "bounce_class": "soft" if blocked else "hard",
-            "reject_reason": "blocked" if blocked else "bounced",
-        }
+        kind = "blocked" if item.event == "blocked" else (item.type or "bounce").lower()
+        if kind == "expired":
+            # SendGrid gave up retrying: the address may still work later.
+            return {"event_type": "bounced", "bounce_class": "soft", "reject_reason": "timed_out"}
+        if kind == "blocked":
+            # Blocks are refusals of this message (reputation, content) and
+            # SendGrid does not suppress them; a bounce proper is a dead address.
+            return {"event_type": "bounced", "bounce_class": "soft", "reject_reason": "blocked"}
+        return {"event_type": "bounced", "bounce_class": "hard", "reject_reason": "bounced"}
     return {"event_type": "unknown"}
 
 
-def normalize_sendgrid(data: Mapping[str, Any], transport: Mapping[str, str]) -> Sequence[EmailEvent]:
+def _texts(item: SendGridEvent) -> dict[str, Any]:
+    """smtp_status, mta_response and description, each from the field that holds it.
+
+    A drop never reached a mail server: its ``reason`` is SendGrid's own
+    explanation. A bounce's ``reason`` is the receiving server's reply.
+    """
+    status = item.status if item.status and item.status[:1] in "245" else None
+    if item.event == "dropped":
+        return {"smtp_status": status, "mta_response": None, "description": item.reason}
+    text = item.response or item.reason
+    return {
+        "smtp_status": status or enhanced_status(text),
+        "mta_response": text,
+        "description": item.bounce_classification,
+    }
+
+
+def normalize_sendgrid(data: Mapping[str, Any], transport: Arrival) -> Sequence[EmailEvent]:
     """The normalized event of one SendGrid item."""
     item = structure(data, SendGridEvent, provider=PROVIDER)
-    address = parse_address(item.email, "$.email")
     fields = _classify(item)
+    if fields["event_type"] == "rejected":
+        recipient, invalid = reject_recipient(item.email, "$.email")
+        if invalid:
+            fields["reject_reason"] = "invalid"
+    else:
+        recipient = recipient_fields(parse_address(item.email, "$.email"))
     categories = [item.category] if isinstance(item.category, str) else list(item.category or [])
-    text = item.reason or item.response
+    occurred_at, time_source = transport.pick_time(item.timestamp)
     if item.sg_event_id:
         dedupe_key = f"sendgrid:{item.sg_event_id}"
     else:
-        parts = (item.sg_message_id, item.event, address.key, item.timestamp.isoformat(), item.url)
-        dedupe_key = derive_dedupe_key(PROVIDER, *parts)
+        who = recipient.get("recipient_key") or item.email
+        parts = (item.sg_message_id or item.smtp_id, item.event, who, key_time(occurred_at, time_source))
+        dedupe_key = derive_dedupe_key(PROVIDER, *parts, item.url)
     return [
         EmailEvent(
             provider=PROVIDER,
             provider_event_type=item.event,
             dedupe_key=dedupe_key,
-            occurred_at=item.timestamp,
+            occurred_at=occurred_at,
+            time_source=time_source,
             provider_message_id=message_id(item.sg_message_id),
             provider_event_id=item.sg_event_id,
-            smtp_status=item.status if item.status and item.status[:1] in "245" else enhanced_status(text),
-            mta_response=text,
-            description=item.bounce_classification,
             click_url=item.url,
             user_agent=item.useragent,
             machine_open=item.sg_machine_open,
             tags=tuple(categories),
             metadata=scalar_metadata(data, _RESERVED),
             raw=data,
-            transport=transport,
-            **recipient_fields(address),
+            transport=transport.facts,
+            **_texts(item),
+            **recipient,
             **fields,
         )
     ]

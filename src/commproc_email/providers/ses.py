@@ -11,6 +11,11 @@ SES gives no event id: the dedupe key is derived from the message id, the
 event type, the recipient and the event's own timestamp. The same bounce
 reaching us both through a configuration set and an identity notification
 therefore deduplicates too.
+
+Times: each event carries its own (``bounce.timestamp``, ``open.timestamp``
+...); Send, Reject and Rendering Failure have none and take
+``mail.timestamp``. An event without a usable time takes the SNS envelope's
+``Timestamp``, then the queue's, and says so in ``time_source``.
 """
 
 from __future__ import annotations
@@ -23,10 +28,17 @@ from email.message import EmailMessage
 from typing import Any, Final, TypeVar
 
 from commproc_core.errors import InvalidPayload
-from commproc_email.addresses import EmailAddress, parse_address, parse_header_address
+from commproc_email.addresses import parse_address, parse_header_address
 from commproc_email.converter import structure
 from commproc_email.events import EmailEvent, derive_dedupe_key
-from commproc_email.providers._common import enhanced_status, recipient_fields, sender_fields
+from commproc_email.providers._common import (
+    Arrival,
+    enhanced_status,
+    key_time,
+    recipient_fields,
+    reject_recipient,
+    sender_fields,
+)
 from commproc_email.providers.ses_wire import (
     SesBounce,
     SesClick,
@@ -62,9 +74,9 @@ def ses_event_kind(data: Mapping[str, Any]) -> str | None:
 class _Builder:
     """Builds the events of one SES notification."""
 
-    def __init__(self, data: Mapping[str, Any], transport: Mapping[str, str]) -> None:
+    def __init__(self, data: Mapping[str, Any], transport: Arrival) -> None:
         self.data = data
-        self.transport = dict(transport)
+        self.arrival = transport
         self.kind = ses_event_kind(data) or ""
         self.mail = structure(data.get("mail"), SesMail, provider=PROVIDER, path="$.mail")
         self.metadata = {k: v[0] if len(v) == 1 else tuple(v) for k, v in self.mail.tags.items()}
@@ -72,40 +84,56 @@ class _Builder:
     def section(self, key: str, cls: type[T]) -> T:
         return structure(self.data.get(key), cls, provider=PROVIDER, path=f"$.{key}")
 
+    def time(self, own: datetime | None, *, of_mail: bool = False) -> tuple[datetime, str]:
+        """The event's time: its own, else (for events timed by the mail) the mail's, else the transport's."""
+        return self.arrival.pick_time(own, self.mail.timestamp if of_mail else None)
+
     def event(
         self,
         event_type: str,
-        occurred_at: datetime,
-        address: EmailAddress | None,
+        when: tuple[datetime, str],
+        recipient: Mapping[str, Any],
         *extra_key: object,
         **fields: Any,
     ) -> EmailEvent:
-        key_parts = (self.mail.message_id, self.kind, event_type, address.key if address else None)
+        occurred_at, source = when
+        who = recipient.get("recipient_key") or recipient.get("recipient_raw")
+        key_parts = (self.mail.message_id, self.kind, event_type, who, key_time(occurred_at, source))
         return EmailEvent(
             provider=PROVIDER,
             event_type=event_type,
             provider_event_type=self.kind,
-            dedupe_key=derive_dedupe_key(PROVIDER, *key_parts, occurred_at.isoformat(), *extra_key),
+            dedupe_key=derive_dedupe_key(PROVIDER, *key_parts, *extra_key),
             occurred_at=occurred_at,
+            time_source=source,
             provider_message_id=self.mail.message_id,
             metadata=self.metadata,
             raw=self.data,
-            transport=self.transport,
-            **recipient_fields(address),
+            transport=self.arrival.facts,
+            **recipient,
             **fields,
         )
 
-    def destinations(self) -> list[EmailAddress]:
-        return [parse_address(a, f"$.mail.destination[{i}]") for i, a in enumerate(self.mail.destination)]
+    def destinations(self, *, lenient: bool = False) -> list[tuple[dict[str, Any], bool]]:
+        """Recipient fields for every ``mail.destination``, and whether each failed validation.
+
+        Only a rejection (``lenient``) keeps an address that does not validate.
+        """
+        found = []
+        for i, value in enumerate(self.mail.destination):
+            field = f"$.mail.destination[{i}]"
+            if lenient:
+                found.append(reject_recipient(value, field))
+            else:
+                found.append((recipient_fields(parse_address(value, field)), False))
+        return found
 
     def per_message(
-        self, event_type: str, occurred_at: datetime, *extra_key: object, **fields: Any
+        self, event_type: str, when: tuple[datetime, str], *extra_key: object, **fields: Any
     ) -> EmailEvent:
-        found = self.destinations()
-        single = found[0] if len(found) == 1 else None
-        return self.event(
-            event_type, occurred_at, single, *extra_key, recipient_ambiguous=len(found) > 1, **fields
-        )
+        found = [recipient for recipient, _ in self.destinations()]
+        single = found[0] if len(found) == 1 else {}
+        return self.event(event_type, when, single, *extra_key, recipient_ambiguous=len(found) > 1, **fields)
 
 
 def _bounce_class(bounce: SesBounce, status: str | None) -> tuple[str, str]:
@@ -128,18 +156,24 @@ def _bounce_class(bounce: SesBounce, status: str | None) -> tuple[str, str]:
 
 def _bounces(b: _Builder) -> list[EmailEvent]:
     bounce = b.section("bounce", SesBounce)
+    when = b.time(bounce.timestamp)
     events = []
     for i, item in enumerate(bounce.bounced_recipients):
-        address = parse_address(item.email_address, f"$.bounce.bouncedRecipients[{i}].emailAddress")
+        field = f"$.bounce.bouncedRecipients[{i}].emailAddress"
         status = item.status or enhanced_status(item.diagnostic_code)
         event_type, bounce_class = _bounce_class(bounce, status)
+        invalid = False
+        if event_type == "rejected":
+            recipient, invalid = reject_recipient(item.email_address, field)
+        else:
+            recipient = recipient_fields(parse_address(item.email_address, field))
         events.append(
             b.event(
                 event_type,
-                bounce.timestamp,
-                address,
+                when,
+                recipient,
                 bounce_class=bounce_class,
-                reject_reason="bounced",
+                reject_reason="invalid" if invalid else "bounced",
                 provider_suppressed=event_type == "rejected",
                 provider_event_id=bounce.feedback_id,
                 smtp_status=status,
@@ -152,14 +186,20 @@ def _bounces(b: _Builder) -> list[EmailEvent]:
 
 def _complaints(b: _Builder) -> list[EmailEvent]:
     complaint = b.section("complaint", SesComplaint)
+    when = b.time(complaint.timestamp)
+    kind = complaint.complaint_feedback_type or complaint.complaint_sub_type
     return [
         b.event(
             "complained",
-            complaint.timestamp,
-            parse_address(item.email_address, f"$.complaint.complainedRecipients[{i}].emailAddress"),
+            when,
+            recipient_fields(
+                parse_address(item.email_address, f"$.complaint.complainedRecipients[{i}].emailAddress")
+            ),
             provider_event_id=complaint.feedback_id,
             user_agent=complaint.user_agent,
-            description=complaint.complaint_feedback_type or complaint.complaint_sub_type,
+            description=kind,
+            # A "not-spam" feedback report withdraws a complaint rather than making one.
+            reject_reason=None if (kind or "").lower() == "not-spam" else "spam",
         )
         for i, item in enumerate(complaint.complained_recipients)
     ]
@@ -167,11 +207,12 @@ def _complaints(b: _Builder) -> list[EmailEvent]:
 
 def _deliveries(b: _Builder) -> list[EmailEvent]:
     delivery = b.section("delivery", SesDelivery)
+    when = b.time(delivery.timestamp)
     return [
         b.event(
             "delivered",
-            delivery.timestamp,
-            parse_address(address, f"$.delivery.recipients[{i}]"),
+            when,
+            recipient_fields(parse_address(address, f"$.delivery.recipients[{i}]")),
             mta_response=delivery.smtp_response,
             smtp_status=enhanced_status(delivery.smtp_response),
         )
@@ -181,11 +222,14 @@ def _deliveries(b: _Builder) -> list[EmailEvent]:
 
 def _delays(b: _Builder) -> list[EmailEvent]:
     delay = b.section("deliveryDelay", SesDeliveryDelay)
+    when = b.time(delay.timestamp)
     return [
         b.event(
             "deferred",
-            delay.timestamp,
-            parse_address(item.email_address, f"$.deliveryDelay.delayedRecipients[{i}].emailAddress"),
+            when,
+            recipient_fields(
+                parse_address(item.email_address, f"$.deliveryDelay.delayedRecipients[{i}].emailAddress")
+            ),
             smtp_status=item.status or enhanced_status(item.diagnostic_code),
             mta_response=item.diagnostic_code,
             description=delay.delay_type,
@@ -195,14 +239,20 @@ def _delays(b: _Builder) -> list[EmailEvent]:
 
 
 def _per_recipient(b: _Builder, event_type: str, **fields: Any) -> list[EmailEvent]:
-    return [b.event(event_type, b.mail.timestamp, address, **fields) for address in b.destinations()]
+    when = b.time(None, of_mail=True)
+    events = []
+    for recipient, invalid in b.destinations(lenient=event_type == "rejected"):
+        extra = {**fields, "reject_reason": "invalid"} if invalid else fields
+        events.append(b.event(event_type, when, recipient, **extra))
+    return events
 
 
 def _subscription(b: _Builder) -> list[EmailEvent]:
     change = b.section("subscription", SesSubscription)
+    when = b.time(change.timestamp)
     prefs = change.new_topic_preferences
     if prefs.unsubscribe_all:
-        return [b.per_message("unsubscribed", change.timestamp, description=change.source)]
+        return [b.per_message("unsubscribed", when, description=change.source)]
     events = []
     for topic in prefs.topic_subscription_status:
         event_type = {"OptOut": "unsubscribed", "OptIn": "subscribed"}.get(
@@ -210,9 +260,7 @@ def _subscription(b: _Builder) -> list[EmailEvent]:
         )
         group = f"{change.contact_list}/{topic.topic_name}" if change.contact_list else topic.topic_name
         events.append(
-            b.per_message(
-                event_type, change.timestamp, group, subscription_group=group, description=change.source
-            )
+            b.per_message(event_type, when, group, subscription_group=group, description=change.source)
         )
     return events
 
@@ -251,13 +299,15 @@ def _received(b: _Builder) -> list[EmailEvent]:
         sender = parse_header_address(b.mail.source, "$.mail.source")
     ours = parse_address(receipt.recipients[0], "$.receipt.recipients[0]") if receipt.recipients else None
     body, mime_refs = _text_body(content)
+    occurred_at, time_source = b.time(receipt.timestamp, of_mail=True)
     return [
         EmailEvent(
             provider=PROVIDER,
             event_type="inbound",
             provider_event_type=b.kind,
             dedupe_key=f"ses:inbound:{b.mail.message_id}",
-            occurred_at=receipt.timestamp,
+            occurred_at=occurred_at,
+            time_source=time_source,
             provider_message_id=b.mail.message_id,
             subject=common.subject if common else None,
             body=body,
@@ -265,17 +315,19 @@ def _received(b: _Builder) -> list[EmailEvent]:
             in_reply_to=_header_refs(b) or mime_refs,
             metadata=b.metadata,
             raw=b.data,
-            transport=b.transport,
+            transport=b.arrival.facts,
             **sender_fields(sender),
         )
     ]
 
 
 def _unknown(b: _Builder) -> list[EmailEvent]:
-    return [b.event("unknown", b.mail.timestamp, None, description=f"unknown SES event type {b.kind!r}")]
+    # The raw event is kept whole; the description only says what happened.
+    when = b.time(None, of_mail=True)
+    return [b.event("unknown", when, {}, description="SES event type not known to commproc")]
 
 
-def normalize_ses(data: Mapping[str, Any], transport: Mapping[str, str]) -> Sequence[EmailEvent]:
+def normalize_ses(data: Mapping[str, Any], transport: Arrival) -> Sequence[EmailEvent]:
     """The normalized events of one SES notification (none for control notifications)."""
     kind = ses_event_kind(data)
     if kind in CONTROL_NOTIFICATIONS:
@@ -299,12 +351,16 @@ def normalize_ses(data: Mapping[str, Any], transport: Mapping[str, str]) -> Sequ
         return _per_recipient(b, "failed", reject_reason="other", description=failure.error_message)
     if kind == "Open":
         opened = b.section("open", SesOpen)
-        return [b.per_message("opened", opened.timestamp, user_agent=opened.user_agent)]
+        return [b.per_message("opened", b.time(opened.timestamp), user_agent=opened.user_agent)]
     if kind == "Click":
         click = b.section("click", SesClick)
         return [
             b.per_message(
-                "clicked", click.timestamp, click.link, click_url=click.link, user_agent=click.user_agent
+                "clicked",
+                b.time(click.timestamp),
+                click.link,
+                click_url=click.link,
+                user_agent=click.user_agent,
             )
         ]
     if kind == "Subscription":

@@ -2,7 +2,8 @@
 
 Event publishing (configuration sets) names the type in ``eventType``;
 classic identity notifications and receipt rules use ``notificationType``.
-The per-type objects are the same in both.
+The per-type objects are the same in both. Timestamps are optional here:
+an event without one is timed by its transport (see ``ses.py``).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class SesCommonHeaders:
 class SesMail:
     __wire_case__ = "camel"
     message_id: str
-    timestamp: datetime
+    timestamp: datetime | None = None
     source: str | None = None
     destination: list[str] = attrs.field(factory=list)
     tags: dict[str, list[str]] = attrs.field(factory=dict)
@@ -76,7 +77,7 @@ class SesBounce:
     bounce_type: str
     bounce_sub_type: str | None = None
     bounced_recipients: list[SesBouncedRecipient]
-    timestamp: datetime
+    timestamp: datetime | None = None
     feedback_id: str | None = None
     reporting_mta: str | None = attrs.field(default=None, metadata={"wire": "reportingMTA"})
 
@@ -91,7 +92,7 @@ class SesRecipient:
 class SesComplaint:
     __wire_case__ = "camel"
     complained_recipients: list[SesRecipient]
-    timestamp: datetime
+    timestamp: datetime | None = None
     feedback_id: str | None = None
     complaint_feedback_type: str | None = None
     complaint_sub_type: str | None = None
@@ -101,8 +102,8 @@ class SesComplaint:
 @attrs.frozen(kw_only=True)
 class SesDelivery:
     __wire_case__ = "camel"
-    timestamp: datetime
     recipients: list[str]
+    timestamp: datetime | None = None
     smtp_response: str | None = None
     reporting_mta: str | None = attrs.field(default=None, metadata={"wire": "reportingMTA"})
 
@@ -115,7 +116,7 @@ class SesReject:
 @attrs.frozen(kw_only=True)
 class SesOpen:
     __wire_case__ = "camel"
-    timestamp: datetime
+    timestamp: datetime | None = None
     user_agent: str | None = None
     ip_address: str | None = None
 
@@ -123,8 +124,8 @@ class SesOpen:
 @attrs.frozen(kw_only=True)
 class SesClick:
     __wire_case__ = "camel"
-    timestamp: datetime
     link: str
+    timestamp: datetime | None = None
     user_agent: str | None = None
     ip_address: str | None = None
     link_tags: dict[str, list[str]] = attrs.field(factory=dict)
@@ -148,7 +149,7 @@ class SesDelayedRecipient:
 @attrs.frozen(kw_only=True)
 class SesDeliveryDelay:
     __wire_case__ = "camel"
-    timestamp: datetime
+    timestamp: datetime | None = None
     delay_type: str | None = None
     delayed_recipients: list[SesDelayedRecipient]
     expiration_time: datetime | None = None
@@ -173,7 +174,7 @@ class SesTopicPreferences:
 class SesSubscription:
     __wire_case__ = "camel"
     contact_list: str | None = None
-    timestamp: datetime
+    timestamp: datetime | None = None
     source: str | None = None
     new_topic_preferences: SesTopicPreferences = attrs.field(factory=SesTopicPreferences)
 
@@ -181,8 +182,8 @@ class SesSubscription:
 @attrs.frozen(kw_only=True)
 class SesReceipt:
     __wire_case__ = "camel"
-    timestamp: datetime
     recipients: list[str]
+    timestamp: datetime | None = None
     action: dict[str, Any] = attrs.field(factory=dict)
     spam_verdict: dict[str, Any] | None = None
     virus_verdict: dict[str, Any] | None = None
