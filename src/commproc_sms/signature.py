@@ -57,6 +57,7 @@ HMAC_SHA256 = "HMAC_SHA256"
 
 _HASHES: dict[str, Callable[..., Any]] = {HMAC_SHA1: hashlib.sha1, HMAC_SHA256: hashlib.sha256}
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _PRINTABLE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
 _log = logging.getLogger(__name__)
 
@@ -119,6 +120,9 @@ def _utf16(text: str) -> bytes:
 def _signed_suffixes(values: Mapping[str, set[str]]) -> list[str]:
     """The parameter text in code-point order and, where it differs, in UTF-16 order."""
     by_code_point = "".join(name + value for name in sorted(values) for value in sorted(values[name]))
+    if by_code_point.isascii() or not _ASTRAL.search(by_code_point):
+        # Without characters beyond U+FFFF the two orders are one.
+        return [by_code_point]
     by_code_unit = "".join(
         name + value for name in sorted(values, key=_utf16) for value in sorted(values[name], key=_utf16)
     )
@@ -188,16 +192,17 @@ def verify_signature(
             body_ok = hmac.compare_digest(_utf8(body_sha256(body)), _utf8(expected_hash))
             values = {}
     expected = _utf8(signature)
-    suffixes = _signed_suffixes(values)
-    matched = False
-    # Every candidate is computed and compared, so the time taken does not
-    # tell which secret, URL form or parameter order came close.
+    texts = [form + suffix for form in url_variants(url) for suffix in _signed_suffixes(values)]
+    # Each comparison is constant-time, so a forger learns nothing about the
+    # expected signature; stopping at a match tells only that one matched.
     for secret in secrets:
-        for candidate in url_variants(url):
-            for suffix in suffixes:
-                computed = _sign(secret, candidate + suffix, digest).encode("ascii")
-                matched |= hmac.compare_digest(computed, expected)
-    return matched and body_ok
+        keyed = hmac.new(_utf8(secret), digestmod=digest)
+        for text in texts:
+            mac = keyed.copy()
+            mac.update(_utf8(text))
+            if hmac.compare_digest(base64.b64encode(mac.digest()), expected):
+                return body_ok
+    return False
 
 
 # -- envelopes --------------------------------------------------------------------------------------

@@ -28,6 +28,10 @@ __all__ = ["legacy_querystring", "normalized_url", "url_variants"]
 
 _AUTHORITY = re.compile(r"([a-z][a-z0-9+.-]*://)([^/?#]*)", re.IGNORECASE)
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_LABEL_DOTS = re.compile("[.\u3002\uff0e\uff61]")
+_C0_OR_SPACE = "".join(map(chr, range(0x21)))
+_TAB_OR_NEWLINE = str.maketrans("", "", "\t\n\r")
 _VALID_ESCAPE = re.compile("%[0-9A-Fa-f]{2}")
 _BAD_ESCAPE = re.compile("%(?![0-9A-Fa-f]{2})")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -108,8 +112,14 @@ def _python_forms(url: str) -> list[str]:
 # -- the WHATWG URL serialization (what Node's `new URL(url).toString()` gives) -----------------
 
 
+_UNSAFE_PATTERNS: dict[frozenset[int], re.Pattern[str]] = {
+    unsafe: re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(unsafe)) + "\x7f-\U0010ffff]")
+    for unsafe in (_FRAGMENT_SET, _SPECIAL_QUERY_SET, _PATH_SET, _USERINFO_SET)
+}
+
+
 def _encode(text: str, unsafe: frozenset[int]) -> str:
-    if text.isascii() and not any(ord(c) in unsafe or c == "\x7f" for c in text):
+    if not _UNSAFE_PATTERNS[unsafe].search(text):
         return text
     out: list[str] = []
     for char in text:
@@ -126,10 +136,9 @@ def normalized_url(url: str) -> str | None:
 
     Only ``http`` and ``https`` URLs are normalized (Twilio calls no other).
     """
-    text = _SURROGATE.sub("\ufffd", url)
-    text = text.strip("".join(map(chr, range(0x21))))
-    text = text.replace("\t", "").replace("\n", "").replace("\r", "")
-    match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*):", text)
+    text = url if url.isascii() else _SURROGATE.sub("\ufffd", url)
+    text = text.strip(_C0_OR_SPACE).translate(_TAB_OR_NEWLINE)
+    match = _SCHEME.match(text)
     if match is None or match.group(1).lower() not in _DEFAULT_PORTS:
         return None
     scheme = match.group(1).lower()
@@ -157,12 +166,16 @@ def normalized_url(url: str) -> str | None:
 
 def _host_and_port(host_port: str, default_port: int) -> tuple[str | None, int | None]:
     """The serialized host and the port (None when absent or the default, -1 when invalid)."""
-    depth, colon = 0, -1
-    for index, char in enumerate(host_port):
-        depth += {"[": 1, "]": -1}.get(char, 0)
-        if char == ":" and depth <= 0:
-            colon = index
-            break
+    colon = host_port.find(":")
+    if "[" in host_port[: colon if colon >= 0 else None]:
+        # A colon inside an IPv6 literal's brackets does not start the port.
+        inside, colon = False, -1
+        for index, char in enumerate(host_port):
+            if char in "[]":
+                inside = char == "["
+            elif char == ":" and not inside:
+                colon = index
+                break
     raw_host, raw_port = (host_port, "") if colon < 0 else (host_port[:colon], host_port[colon + 1 :])
     if raw_port and not (raw_port.isascii() and raw_port.isdigit()):
         return None, -1
@@ -181,13 +194,14 @@ def _host(raw: str) -> str | None:
         domain = unquote_to_bytes(raw).decode("utf-8") if "%" in raw else raw
     except UnicodeDecodeError:
         return None
-    labels = re.split("[.\u3002\uff0e\uff61]", domain)
-    try:
-        ascii_labels = [_ascii_label(label) for label in labels]
-    except UnicodeError:
-        return None
-    ascii_domain = ".".join(ascii_labels)
-    if any(char in _FORBIDDEN_DOMAIN for char in ascii_domain):
+    if domain.isascii():
+        ascii_domain = domain.lower()
+    else:
+        try:
+            ascii_domain = ".".join(_ascii_label(label) for label in _LABEL_DOTS.split(domain))
+        except UnicodeError:
+            return None
+    if not _FORBIDDEN_DOMAIN.isdisjoint(ascii_domain):
         return None
     return _ipv4(ascii_domain) if _ends_in_number(ascii_domain) else ascii_domain
 
