@@ -192,7 +192,8 @@ def verify_signature(
             body_ok = hmac.compare_digest(_utf8(body_sha256(body)), _utf8(expected_hash))
             values = {}
     expected = _utf8(signature)
-    texts = [form + suffix for form in url_variants(url) for suffix in _signed_suffixes(values)]
+    suffixes = _signed_suffixes(values)
+    texts = [form + suffix for form in url_variants(url) for suffix in suffixes]
     # Each comparison is constant-time, so a forger learns nothing about the
     # expected signature; stopping at a match tells only that one matched.
     for secret in secrets:
