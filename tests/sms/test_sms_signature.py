@@ -419,3 +419,10 @@ def test_a_hand_built_settings_never_signs_with_a_blank_token():
     from commproc_sms import SMSSettings
 
     assert SMSSettings(auth_token=" ").tokens == ()
+
+
+def test_channels_list_never_shows_shared_key_secrets():
+    from commproc_core.runtime.cli.channels import mask_config
+
+    shown = json.dumps(mask_config({"auth_tokens": ["tok-a"], "shared_keys": SHARED}))
+    assert not [secret for secret in (*SHARED.values(), "tok-a") if secret in shown]
