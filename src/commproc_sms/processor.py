@@ -79,7 +79,8 @@ class SMSProcessor(BaseChannelProcessor[SmsEvent]):
     def authenticate(self, envelope: Envelope) -> None:
         verify_envelope(
             envelope,
-            self.settings.tokens,
+            self.settings.account_tokens,
+            shared_keys=self.settings.shared_keys,
             public_url=self.settings.public_url,
             required=self.settings.require_signature,
         )

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 from urllib.parse import parse_qsl
 
 import pytest
 from sms_support import TOKEN, Harness, apigw_v1, apigw_v2, form, inbound, payload_text
 
 from commproc_core.errors import ConfigError, SignatureError
+from commproc_core.factory import ProcessorFactory
 from commproc_core.pipeline.envelope import Envelope
 from commproc_sms.signature import (
     body_sha256,
     compute_signature,
+    signature_settings,
     url_variants,
     verify_envelope,
     verify_signature,
@@ -194,3 +197,232 @@ def test_public_url_behind_a_custom_domain():
 def test_require_signature_needs_a_token():
     with pytest.raises(ConfigError):
         Harness(config={"require_signature": True})
+
+
+# -- SharedKey signatures (X-Twilio-Webhooks-Signature-Settings) -----------------------------------
+
+OLD_KEY, NEW_KEY = "webhooks_sharedkey_01OLD", "webhooks_sharedkey_02NEW"
+SHARED = {OLD_KEY: "old-shared-secret", NEW_KEY: "new-shared-secret"}
+
+
+def shared_key_envelope(params, *, key=NEW_KEY, secret=None, algorithm="HMAC_SHA256", settings=None):
+    """An API Gateway v2 event for ``params`` signed as a Webhook Rule with a SharedKey signs it."""
+    body = form(params)
+    envelope = apigw_v2(body, token=None, base64_body=False)
+    url = f"https://{envelope['headers']['host']}/sms"
+    signature = compute_signature(
+        secret if secret is not None else SHARED[key], url, parse_qsl(body), algorithm=algorithm
+    )
+    envelope["headers"]["X-Twilio-Signature"] = signature
+    envelope["headers"]["X-Twilio-Webhooks-Signature-Settings"] = (
+        settings if settings is not None else f"key={key},algorithm={algorithm}"
+    )
+    return envelope
+
+
+def test_shared_key_signature_verifies_through_the_pipeline():
+    h = Harness(config={"shared_keys": SHARED, "require_signature": True})
+    stats = h.run(shared_key_envelope(inbound("hello")))
+    assert (stats["processed"], stats["failed"]) == (1, 0)
+    assert h.one("events", event_type="inbound_message").data["signature_verified"] is True
+
+
+def test_shared_key_rotation_accepts_both_keys():
+    h = Harness(config={"shared_keys": SHARED, "require_signature": True})
+    stats = h.run(shared_key_envelope(inbound("one"), key=OLD_KEY), shared_key_envelope(inbound("two")))
+    assert (stats["processed"], stats["failed"]) == (2, 0)
+
+
+def test_auth_token_and_shared_keys_side_by_side():
+    h = Harness(config={"auth_token": TOKEN, "shared_keys": SHARED, "require_signature": True})
+    stats = h.run(apigw_v1(form(inbound("legacy"))), shared_key_envelope(inbound("shared")))
+    assert (stats["processed"], stats["failed"]) == (2, 0)
+
+
+@pytest.mark.parametrize(
+    ("envelope", "code"),
+    [
+        (
+            lambda: shared_key_envelope(inbound("x"), key="webhooks_sharedkey_gone", secret="s"),
+            "unknown_signing_key",
+        ),
+        (
+            lambda: shared_key_envelope(inbound("x"), settings=f"key={NEW_KEY},algorithm=HMAC_SHA512"),
+            "unsupported_signature_algorithm",
+        ),
+        (lambda: shared_key_envelope(inbound("x"), secret="not-the-secret"), "bad_signature"),
+        # Signed with the old key but claiming the new one: the key id picks the secret.
+        (lambda: shared_key_envelope(inbound("x"), secret=SHARED[OLD_KEY]), "bad_signature"),
+        # The auth-token scheme, but only shared keys are configured.
+        (lambda: apigw_v1(form(inbound("x"))), "unknown_signing_key"),
+    ],
+    ids=["unknown-key", "unknown-algorithm", "wrong-secret", "other-key", "no-auth-token"],
+)
+def test_shared_key_rejections_are_permanent_with_their_own_reason(envelope, code, caplog):
+    caplog.set_level(logging.DEBUG)
+    h = Harness(config={"shared_keys": SHARED})
+    built = envelope()
+    stats = h.run(built)
+    assert (stats["processed"], stats["failed"], stats["deleted"]) == (0, 1, 1)
+    failed = h.one("events", status="failed")
+    assert failed.error_code == code
+    assert h.rows("messages") == [] and h.rows("leads") == []
+    # Neither a secret nor the signature reaches the log or the record.
+    signature = {k.lower(): v for k, v in built["headers"].items()}["x-twilio-signature"]
+    for text in (*SHARED.values(), signature):
+        assert text not in caplog.text and text not in (failed.error_detail or "")
+
+
+def test_settings_header_without_an_algorithm_is_the_auth_token_scheme():
+    envelope = apigw_v1(form(inbound("hello")))
+    envelope["headers"]["X-Twilio-Webhooks-Signature-Settings"] = f"key={NEW_KEY}"
+    h = Harness(config={"auth_token": TOKEN, "shared_keys": SHARED, "require_signature": True})
+    assert h.run(envelope)["processed"] == 1
+
+
+def test_header_names_are_case_insensitive_in_hand_built_envelopes():
+    pairs = tuple(DOC_PARAMS.items())
+    signature = compute_signature("shh", DOC_URL, pairs, algorithm="HMAC_SHA256")
+    envelope = _envelope(
+        headers={
+            "X-TWILIO-SIGNATURE": signature,
+            "x-Twilio-Webhooks-Signature-SETTINGS": "algorithm=HMAC_SHA256,key=k1",
+        },
+        url=DOC_URL,
+        form=pairs,
+    )
+    assert verify_envelope(envelope, [], shared_keys={"k1": "shh"}, public_url=None, required=True)
+    with pytest.raises(SignatureError) as caught:
+        verify_envelope(envelope, ["12345"], shared_keys={"k2": "shh"}, public_url=None, required=True)
+    assert caught.value.code == "unknown_signing_key"
+
+
+def test_a_settings_header_naming_no_key_tries_every_secret():
+    pairs = tuple(DOC_PARAMS.items())
+    signature = compute_signature("shh", DOC_URL, pairs, algorithm="HMAC_SHA256")
+    envelope = _envelope(
+        headers={
+            "x-twilio-signature": signature,
+            "x-twilio-webhooks-signature-settings": "algorithm=HMAC_SHA256",
+        },
+        url=DOC_URL,
+        form=pairs,
+    )
+    assert verify_envelope(
+        envelope, ["12345"], shared_keys={"k1": "other", "k2": "shh"}, public_url=None, required=True
+    )
+    with pytest.raises(SignatureError) as caught:
+        verify_envelope(envelope, ["12345"], shared_keys={"k1": "other"}, public_url=None, required=True)
+    assert caught.value.code == "bad_signature"
+
+
+def test_nothing_is_checked_without_secrets():
+    envelope = _envelope(
+        headers={"x-twilio-signature": "x", "x-twilio-webhooks-signature-settings": "key=k,algorithm=RSA"},
+        url=DOC_URL,
+        form=(),
+    )
+    assert verify_envelope(envelope, [], shared_keys={}, public_url=None, required=False) is False
+
+
+@pytest.mark.parametrize(
+    ("header", "key_id", "algorithm"),
+    [
+        (None, None, None),
+        ("", None, None),
+        (f"key={NEW_KEY}", NEW_KEY, None),
+        (f"key={NEW_KEY},algorithm=HMAC_SHA256", NEW_KEY, "HMAC_SHA256"),
+        (f" algorithm = hmac_sha256 , key = {NEW_KEY} ", NEW_KEY, "hmac_sha256"),
+        ("algorithm=,key=", None, None),
+        ("Algorithm=HMAC_SHA256", None, None),
+        ("algorithm=HMAC_SHA256,algorithm=HMAC_SHA1", None, "HMAC_SHA256"),
+        ("garbage", None, None),
+    ],
+)
+def test_signature_settings_parse_as_the_sdk_does(header, key_id, algorithm):
+    from twilio.request_validator import get_signature_algorithm
+
+    parsed = signature_settings(header)
+    assert (parsed.key_id, parsed.algorithm) == (key_id, algorithm)
+    assert (parsed.algorithm or "HMAC_SHA1") == get_signature_algorithm(header)
+
+
+def test_algorithm_names():
+    assert compute_signature("12345", DOC_URL, DOC_PARAMS, algorithm="hmac_sha1") == DOC_SIGNATURE
+    with pytest.raises(ValueError, match="unsupported"):
+        compute_signature("12345", DOC_URL, DOC_PARAMS, algorithm="HMAC_SHA512")
+    assert not verify_signature(["12345"], DOC_URL, DOC_SIGNATURE, params=DOC_PARAMS, algorithm="HMAC_SHA512")
+
+
+def test_issue_12_quote_in_an_api_gateway_v1_query():
+    # API Gateway v1 hands over the query decoded and the URL is rebuilt with
+    # ' as %27, while Twilio signed the URL as configured, with the quote.
+    body = form(inbound("hello"))
+    host = "abc123.execute-api.us-east-1.amazonaws.com"
+    signed = f"https://{host}/prod/sms?campaign=It's"
+    envelope = apigw_v1(
+        body,
+        host=host,
+        token=None,
+        signature=compute_signature(TOKEN, signed, parse_qsl(body)),
+        query={"campaign": "It's"},
+    )
+    h = Harness(config=signed_config(require_signature=True))
+    assert h.run(envelope)["processed"] == 1
+
+
+# -- settings ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        ({"auth_token": " "}, "@ config.auth_token"),
+        ({"auth_token": ""}, "@ config.auth_token"),
+        ({"auth_tokens": ["good", "\t "]}, "@ config.auth_tokens[1]"),
+        ({"shared_keys": {OLD_KEY: "  "}}, f"@ config.shared_keys['{OLD_KEY}']"),
+        ({"shared_keys": {" ": "secret"}}, "@ config.shared_keys[' ']"),
+        ({"shared_keys": {OLD_KEY: 12}}, f"@ config.shared_keys['{OLD_KEY}']"),
+        ({"shared_keys": ["secret"]}, "@ config.shared_keys"),
+        ({"require_signature": True}, "none of auth_token, auth_tokens and shared_keys is set @ config"),
+    ],
+)
+def test_bad_secrets_are_config_problems_with_their_paths(config, problem):
+    problems = ProcessorFactory().validate_processor_config("sms", config)
+    assert any(p.endswith(problem) for p in problems), problems
+    given = [config.get("auth_token"), *config.get("auth_tokens", [])]
+    given += list(config["shared_keys"].values()) if isinstance(config.get("shared_keys"), dict) else []
+    assert not [
+        p for p in problems for value in given if isinstance(value, str) and value.strip() and value in p
+    ]
+    with pytest.raises(ConfigError):
+        Harness(config=config)
+
+
+def test_blank_secret_problems_never_show_the_secret():
+    problems = ProcessorFactory().validate_processor_config("sms", {"auth_tokens": ["s3cret", " \u00a0 "]})
+    assert problems == [
+        "invalid value: must not be blank: anyone can sign with a secret of only whitespace @ config.auth_tokens[1]"
+    ]
+
+
+def test_shared_keys_alone_satisfy_require_signature():
+    assert (
+        ProcessorFactory().validate_processor_config(
+            "sms", {"shared_keys": SHARED, "require_signature": True}
+        )
+        == []
+    )
+
+
+def test_a_hand_built_settings_never_signs_with_a_blank_token():
+    from commproc_sms import SMSSettings
+
+    assert SMSSettings(auth_token=" ").tokens == ()
+
+
+def test_channels_list_never_shows_shared_key_secrets():
+    from commproc_core.runtime.cli.channels import mask_config
+
+    shown = json.dumps(mask_config({"auth_tokens": ["tok-a"], "shared_keys": SHARED}))
+    assert not [secret for secret in (*SHARED.values(), "tok-a") if secret in shown]
