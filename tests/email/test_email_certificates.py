@@ -118,7 +118,9 @@ def test_the_fetcher_checks_the_url_before_connecting(authority: Authority, serv
 
 
 @pytest.mark.parametrize("host", [SNS_HOST, CN_HOST])
-def test_downloads_over_verified_tls(authority: Authority, server: FakeSns, signer: SnsSigner, host: str) -> None:
+def test_downloads_over_verified_tls(
+    authority: Authority, server: FakeSns, signer: SnsSigner, host: str
+) -> None:
     assert fetcher(authority, server)(url(CERT_PATH, host)) == signer.pem
     assert server.requests[-1] == (host, CERT_PATH)
 
@@ -145,7 +147,10 @@ def test_a_certificate_for_another_host_is_refused(
 def test_connect_timeout(authority: Authority) -> None:
     with silent_listener() as address:
         slow = HttpsCertificateFetcher(
-            connect_timeout=0.2, ssl_context=authority.client_context(), connect_to={SNS_HOST: address}, proxies={}
+            connect_timeout=0.2,
+            ssl_context=authority.client_context(),
+            connect_to={SNS_HOST: address},
+            proxies={},
         )
         started = time.monotonic()
         with pytest.raises(TransientError) as info:
@@ -203,7 +208,11 @@ def test_answers_that_prove_the_url_wrong_are_permanent(
 ) -> None:
     with pytest.raises(SignatureError) as info:
         fetcher(authority, server)(url(path))
-    assert (info.value.detail, info.value.field, info.value.code) == (message, "$.SigningCertURL", "bad_signature")
+    assert (info.value.detail, info.value.field, info.value.code) == (
+        message,
+        "$.SigningCertURL",
+        "bad_signature",
+    )
 
 
 # -- through a proxy ----------------------------------------------------------------------------
@@ -478,7 +487,8 @@ def test_signed_envelopes_verify_with_certificates_fetched_over_https(
         certificate_fetcher=fetcher(authority, server),
     )
     bodies = [
-        signer.wrap(payload("ses_events.json", name), message_id=f"m-{name}") for name in ("Send", "Delivery", "Open")
+        signer.wrap(payload("ses_events.json", name), message_id=f"m-{name}")
+        for name in ("Send", "Delivery", "Open")
     ]
     stats = run(proc, bodies)
     assert (stats.processed, stats.failed) == (3, 0)
@@ -499,7 +509,9 @@ def test_an_unreachable_certificate_host_leaves_the_message_for_retry_with_its_c
     store = MemoryStore()
     with silent_listener() as (host, port):
         monkeypatch.setenv("HTTPS_PROXY", f"http://{host}:{port}")
-        proc = EmailProcessor(config={"sns_certificate_connect_timeout": 0.2}, store=store, queue=MemoryQueue())
+        proc = EmailProcessor(
+            config={"sns_certificate_connect_timeout": 0.2}, store=store, queue=MemoryQueue()
+        )
         message = _queue_message(signer.wrap(payload("ses_events.json", "Bounce")))
         expected = f"{PREFIX}: connect timed out after 0.2s (through the proxy {host}:{port})"
         with pytest.raises(TransientError) as info:
