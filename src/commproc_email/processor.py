@@ -29,12 +29,8 @@ from commproc_core.pipeline.processor import BaseChannelProcessor, EventPayload
 from commproc_core.ports import AgentResponder, Clock, MessageQueue, Sender, Store
 from commproc_core.stores.spec import Range
 from commproc_email import addresses
-from commproc_email.certificates import (
-    CertificateCache,
-    CertificateFetcher,
-    certificate_source,
-    shared_certificate_cache,
-)
+from commproc_email.certificate_sources import certificate_source
+from commproc_email.certificates import CertificateCache, CertificateFetcher, shared_certificate_cache
 from commproc_email.detect import detect_provider
 from commproc_email.events import CHANNEL, EmailEvent
 from commproc_email.providers.mailgun import normalize_mailgun, parse_mailgun

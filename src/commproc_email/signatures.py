@@ -4,8 +4,10 @@ Every check raises :class:`~commproc_core.errors.SignatureError` (permanent:
 the message is recorded as failed and acknowledged) and never says more
 than which check failed and where: code ``bad_signature`` when a signature
 is there and fails, ``missing_signature`` when a policy requires one and
-none arrived. Getting an SNS signing certificate is
-:mod:`commproc_email.certificates`' job; its network failures are
+none arrived. Getting an SNS signing certificate is the job of
+:mod:`commproc_email.certificates` (trusted URLs, the cache) and
+:mod:`commproc_email.certificate_sources` (downloads, a directory); their
+network failures are
 :class:`~commproc_core.errors.TransientError`, so the message is retried
 rather than lost.
 """
@@ -27,12 +29,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from commproc_core.errors import ConfigError, SignatureError
+from commproc_email.certificate_sources import HttpsCertificateFetcher, fetch_certificate
 from commproc_email.certificates import (
     CertificateCache,
     CertificateFetcher,
-    HttpsCertificateFetcher,
     check_certificate_url,
-    fetch_certificate,
     shared_certificate_cache,
 )
 

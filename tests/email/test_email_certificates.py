@@ -27,7 +27,8 @@ from commproc_email import (
     HttpsCertificateFetcher,
     shared_certificate_cache,
 )
-from commproc_email.certificates import certificate_source, check_certificate_url
+from commproc_email.certificate_sources import certificate_source
+from commproc_email.certificates import check_certificate_url
 
 CERT_PATH = "/" + CERT_URL.rsplit("/", 1)[1]
 CERT_NAME = CERT_PATH[1:]
@@ -182,7 +183,7 @@ def test_unresolvable_host(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_dns(*args: object, **kwargs: object) -> socket.socket:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr("commproc_email.certificates.socket.create_connection", no_dns)
+    monkeypatch.setattr("commproc_email.certificate_sources.socket.create_connection", no_dns)
     with pytest.raises(TransientError) as info:
         HttpsCertificateFetcher(proxies={})(CERT_URL)
     assert str(info.value) == f"{PREFIX}: the host name could not be resolved"
@@ -311,7 +312,7 @@ def test_processor_verifies_from_a_directory_without_network(
     def no_network(*args: object, **kwargs: object) -> socket.socket:
         raise AssertionError("no connection may be made")
 
-    monkeypatch.setattr("commproc_email.certificates.socket.create_connection", no_network)
+    monkeypatch.setattr("commproc_email.certificate_sources.socket.create_connection", no_network)
     (tmp_path / CERT_NAME).write_bytes(signer.pem)
     store = MemoryStore()
     proc = processor(store, {"sns_signature": "required", "sns_certificate_dir": str(tmp_path)})
