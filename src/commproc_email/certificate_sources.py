@@ -23,11 +23,12 @@ import os
 import re
 import socket
 import ssl
+import threading
 import time
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 import attrs
@@ -115,8 +116,8 @@ def _describe(exc: BaseException, phase: str, timeout: float) -> str:
 class HttpsCertificateFetcher:
     """Downloads SNS signing certificates over HTTPS; a :data:`CertificateFetcher`.
 
-    ``connect_timeout`` bounds connecting (TCP, the proxy's tunnel, the TLS
-    handshake); ``read_timeout`` bounds the whole answer once the request is
+    ``connect_timeout`` bounds connecting (name resolution, TCP, the proxy's
+    tunnel, the TLS handshake); ``read_timeout`` bounds the whole answer once the request is
     sent, however slowly it trickles in. The proxy is taken from
     ``HTTPS_PROXY`` and ``NO_PROXY`` as urllib reads them (an ``http://``
     proxy, credentials in its URL if it needs them) unless ``proxies`` is
@@ -190,7 +191,7 @@ class HttpsCertificateFetcher:
     def _connect(self, host: str, port: int, proxy: _Proxy | None) -> socket.socket:
         deadline = time.monotonic() + self.connect_timeout
         address = (proxy.host, proxy.port) if proxy else self._connect_to.get(host, (host, port))
-        raw = socket.create_connection(address, timeout=self.connect_timeout)
+        raw = _open(address, deadline)
         try:
             if proxy is not None:
                 _set_deadline(raw, deadline)
@@ -231,6 +232,48 @@ class HttpsCertificateFetcher:
                 raise SignatureError(
                     f"signing certificate is larger than {self._max_bytes} bytes", field=_FIELD
                 )
+
+
+def _resolve(host: str, port: int, deadline: float) -> list[tuple[Any, ...]]:
+    """getaddrinfo within the deadline: the resolver's own timeouts can run to tens of seconds."""
+    found: list[tuple[Any, ...]] = []
+    failed: list[OSError] = []
+
+    def resolve() -> None:
+        try:
+            found.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as exc:
+            failed.append(exc)
+
+    # A daemon thread: if the resolver hangs, it is abandoned, not waited for.
+    worker = threading.Thread(target=resolve, name="commproc-sns-resolve", daemon=True)
+    worker.start()
+    worker.join(max(deadline - time.monotonic(), 0))
+    if worker.is_alive():
+        raise TimeoutError("name resolution")
+    if failed:
+        raise failed[0]
+    if not found:
+        raise socket.gaierror(socket.EAI_NONAME, "no address")
+    return found
+
+
+def _open(address: tuple[str, int], deadline: float) -> socket.socket:
+    """A TCP connection to the first address of ``address`` that answers, within the deadline."""
+    last: OSError | None = None
+    for family, kind, proto, _, sockaddr in _resolve(*address, deadline):
+        sock = socket.socket(family, kind, proto)
+        try:
+            _set_deadline(sock, deadline)
+            sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            if isinstance(exc, TimeoutError):
+                raise
+            last = exc
+            continue
+        return sock
+    raise last if last is not None else socket.gaierror(socket.EAI_NONAME, "no address")
 
 
 def _set_deadline(sock: socket.socket, deadline: float) -> None:

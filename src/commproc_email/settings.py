@@ -83,7 +83,7 @@ class EmailSettings(ChannelSettings):
     sns_topic_arns: tuple[str, ...] = ()
     #: Read SNS signing certificates from this directory instead of downloading them.
     sns_certificate_dir: str | None = attrs.field(default=None, metadata=_NOT_BLANK)
-    #: Seconds to connect (TCP, proxy tunnel, TLS) when downloading a signing certificate.
+    #: Seconds to connect (name lookup, TCP, proxy tunnel, TLS) when downloading a signing certificate.
     sns_certificate_connect_timeout: float = attrs.field(default=3.0, metadata=_seconds(60))
     #: Seconds for the whole answer once the certificate request is sent.
     sns_certificate_read_timeout: float = attrs.field(default=10.0, metadata=_seconds(300))

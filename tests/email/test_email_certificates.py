@@ -180,13 +180,31 @@ def test_connection_refused(authority: Authority) -> None:
 
 
 def test_unresolvable_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_dns(*args: object, **kwargs: object) -> socket.socket:
+    def no_dns(*args: object, **kwargs: object) -> list[object]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr("commproc_email.certificate_sources.socket.create_connection", no_dns)
+    monkeypatch.setattr("commproc_email.certificate_sources.socket.getaddrinfo", no_dns)
     with pytest.raises(TransientError) as info:
         HttpsCertificateFetcher(proxies={})(CERT_URL)
     assert str(info.value) == f"{PREFIX}: the host name could not be resolved"
+
+
+def test_a_hanging_resolver_is_bounded_by_the_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+
+    def slow_dns(*args: object, **kwargs: object) -> list[object]:
+        release.wait(10)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr("commproc_email.certificate_sources.socket.getaddrinfo", slow_dns)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientError) as info:
+            HttpsCertificateFetcher(connect_timeout=0.2, proxies={})(CERT_URL)
+    finally:
+        release.set()
+    assert str(info.value) == f"{PREFIX}: connect timed out after 0.2s"
+    assert time.monotonic() - started < 2
 
 
 @pytest.mark.parametrize(("path", "status"), [("/error.pem", 500), ("/redirect.pem", 301)])
@@ -309,10 +327,10 @@ def test_directory_problems_are_config_errors(tmp_path: Path) -> None:
 def test_processor_verifies_from_a_directory_without_network(
     signer: SnsSigner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_network(*args: object, **kwargs: object) -> socket.socket:
-        raise AssertionError("no connection may be made")
+    def no_network(self: object, url: str) -> bytes:
+        raise AssertionError("nothing may be downloaded")
 
-    monkeypatch.setattr("commproc_email.certificate_sources.socket.create_connection", no_network)
+    monkeypatch.setattr(HttpsCertificateFetcher, "__call__", no_network)
     (tmp_path / CERT_NAME).write_bytes(signer.pem)
     store = MemoryStore()
     proc = processor(store, {"sns_signature": "required", "sns_certificate_dir": str(tmp_path)})
