@@ -5,6 +5,8 @@ releases. docs/email.md describes providers, mapping and suppression policy.
 """
 
 from commproc_email.addresses import EmailAddress, is_valid_email, match_key, parse_address
+from commproc_email.certificate_sources import DirectoryCertificateSource, HttpsCertificateFetcher
+from commproc_email.certificates import CertificateCache, shared_certificate_cache
 from commproc_email.detect import PROVIDERS, detect_provider
 from commproc_email.events import BOUNCE_CLASSES, EVENT_TYPES, REJECT_REASONS, EmailEvent
 from commproc_email.processor import EmailProcessor
@@ -19,11 +21,14 @@ __all__ = [
     "EVENT_TYPES",
     "PROVIDERS",
     "REJECT_REASONS",
+    "CertificateCache",
     "ConsentChange",
+    "DirectoryCertificateSource",
     "EmailAddress",
     "EmailEvent",
     "EmailProcessor",
     "EmailSettings",
+    "HttpsCertificateFetcher",
     "SnsVerifier",
     "__version__",
     "consent_changes",
@@ -31,6 +36,7 @@ __all__ = [
     "is_valid_email",
     "match_key",
     "parse_address",
+    "shared_certificate_cache",
     "sns_signing_string",
     "verify_mailgun",
     "verify_sendgrid",

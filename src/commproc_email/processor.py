@@ -29,6 +29,8 @@ from commproc_core.pipeline.processor import BaseChannelProcessor, EventPayload
 from commproc_core.ports import AgentResponder, Clock, MessageQueue, Sender, Store
 from commproc_core.stores.spec import Range
 from commproc_email import addresses
+from commproc_email.certificate_sources import certificate_source
+from commproc_email.certificates import CertificateCache, CertificateFetcher, shared_certificate_cache
 from commproc_email.detect import detect_provider
 from commproc_email.events import CHANNEL, EmailEvent
 from commproc_email.providers._common import Arrival, arrival
@@ -39,11 +41,11 @@ from commproc_email.providers.ses import normalize_ses
 from commproc_email.records import event_data, failure_fields, message_status_update
 from commproc_email.settings import EmailSettings
 from commproc_email.signatures import (
+    MISSING_SIGNATURE,
     SENDGRID_SIGNATURE_HEADER,
-    CertificateFetcher,
     SnsVerifier,
+    check_mailgun_signature,
     load_sendgrid_public_key,
-    verify_mailgun,
     verify_sendgrid,
 )
 from commproc_email.suppression import (
@@ -65,8 +67,12 @@ CAMPAIGN_KEYS = ("campaign_id", "campaign", "campaign_name", "marketing_campaign
 class EmailProcessor(BaseChannelProcessor[EmailEvent]):
     """Processes SES, SendGrid, Mailgun and Postmark events from one SQS queue.
 
-    ``certificate_fetcher`` replaces the HTTPS download of SNS signing
-    certificates (tests hand in their own; a host may add its own cache).
+    SNS signing certificates come from the source the settings describe
+    (HTTPS downloads, or ``sns_certificate_dir``) through the process's
+    shared :class:`~commproc_email.certificates.CertificateCache`.
+    ``certificate_fetcher`` replaces that source (tests hand in their own)
+    and then gets a cache of its own; ``certificate_cache`` replaces the
+    cache.
     """
 
     channel_type = CHANNEL
@@ -85,6 +91,7 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
         sender: Sender | None = None,
         agent_responder: AgentResponder | None = None,
         certificate_fetcher: CertificateFetcher | None = None,
+        certificate_cache: CertificateCache | None = None,
     ) -> None:
         super().__init__(
             queue_url,
@@ -96,7 +103,16 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
             agent_responder=agent_responder,
         )
         settings = self.settings
-        self._sns = SnsVerifier(certificate_fetcher, settings.sns_topic_arns)
+        if certificate_fetcher is None:
+            certificate_fetcher = certificate_source(
+                settings.sns_certificate_dir,
+                connect_timeout=settings.sns_certificate_connect_timeout,
+                read_timeout=settings.sns_certificate_read_timeout,
+            )
+            cache = certificate_cache or shared_certificate_cache()
+        else:
+            cache = certificate_cache or CertificateCache()
+        self._sns = SnsVerifier(certificate_fetcher, settings.sns_topic_arns, cache=cache)
         self._sendgrid_key = (
             load_sendgrid_public_key(settings.sendgrid_public_key) if settings.sendgrid_public_key else None
         )
@@ -107,7 +123,7 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
         """SNS signature and topic (any SNS envelope), SendGrid's signed webhook headers."""
         settings = self.settings
         if envelope.sns is not None and settings.sns_signature != "off":
-            self._sns.verify(envelope.sns)
+            self._sns.verify(envelope.sns, required=settings.sns_signature == "required")
         if (
             self._sendgrid_key is not None
             and settings.sendgrid_signature != "off"
@@ -129,7 +145,9 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
         settings = self.settings
         if provider == "ses":
             if settings.sns_signature == "required" and envelope.sns is None:
-                raise SignatureError("SES events must arrive in a signed SNS notification", field="$")
+                raise SignatureError(
+                    "SES events must arrive in a signed SNS notification", field="$", code=MISSING_SIGNATURE
+                )
             return normalize_ses(data, transport)
         if provider == "sendgrid":
             if (
@@ -139,20 +157,21 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
                 raise SignatureError(
                     "SendGrid signature required but the headers did not travel with the body",
                     field=f"headers.{SENDGRID_SIGNATURE_HEADER}",
+                    code=MISSING_SIGNATURE,
                 )
             return normalize_sendgrid(data, transport)
         if provider == "mailgun":
-            webhook = parse_mailgun(data)
-            key = settings.mailgun_signing_key
-            if settings.mailgun_signature != "off" and key and webhook.signature is not None:
-                verify_mailgun(
-                    webhook.signature,
-                    key,
+
+            def authenticate(block: object) -> None:
+                check_mailgun_signature(
+                    block,
+                    policy=settings.mailgun_signature,
+                    signing_key=settings.mailgun_signing_key,
                     now=self._signed_reference(envelope),
                     max_age_seconds=settings.signature_max_age_seconds,
                 )
-            elif settings.mailgun_signature == "required":
-                raise SignatureError("missing Mailgun signature", field="$.signature")
+
+            webhook = parse_mailgun(data, authenticate=authenticate)
             return normalize_mailgun(webhook, data, transport)
         return normalize_postmark(data, transport)
 

@@ -2,9 +2,14 @@
 
 Every check raises :class:`~commproc_core.errors.SignatureError` (permanent:
 the message is recorded as failed and acknowledged) and never says more
-than which check failed and where; a network failure fetching an SNS
-certificate is a :class:`~commproc_core.errors.TransientError` instead, so
-the message is retried rather than lost.
+than which check failed and where: code ``bad_signature`` when a signature
+is there and fails, ``missing_signature`` when a policy requires one and
+none arrived. Getting an SNS signing certificate is the job of
+:mod:`commproc_email.certificates` (trusted URLs, the cache) and
+:mod:`commproc_email.certificate_sources` (downloads, a directory); their
+network failures are
+:class:`~commproc_core.errors.TransientError`, so the message is retried
+rather than lost.
 """
 
 from __future__ import annotations
@@ -13,45 +18,50 @@ import base64
 import binascii
 import hashlib
 import hmac
-import re
-import threading
-import urllib.error
-import urllib.request
+import math
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timezone
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from commproc_core.errors import ConfigError, SignatureError, TransientError
+from commproc_core.errors import ConfigError, SignatureError
+from commproc_email.certificate_sources import HttpsCertificateFetcher, fetch_certificate
+from commproc_email.certificates import (
+    CertificateCache,
+    CertificateFetcher,
+    check_certificate_url,
+    shared_certificate_cache,
+)
 
 __all__ = [
+    "MISSING_SIGNATURE",
     "SENDGRID_SIGNATURE_HEADER",
     "SENDGRID_TIMESTAMP_HEADER",
     "CertificateFetcher",
     "SnsVerifier",
+    "check_mailgun_signature",
     "fetch_certificate",
+    "has_sns_signature",
     "load_sendgrid_public_key",
+    "sendgrid_key_problem",
     "sns_signing_string",
     "verify_mailgun",
     "verify_sendgrid",
 ]
 
+#: The error code of a signature a policy requires but that did not arrive.
+MISSING_SIGNATURE: Final = "missing_signature"
+
 #: Header names as they travel in ``envelope.headers`` (lower-cased).
 SENDGRID_SIGNATURE_HEADER: Final = "x-twilio-email-event-webhook-signature"
 SENDGRID_TIMESTAMP_HEADER: Final = "x-twilio-email-event-webhook-timestamp"
 
-#: Takes a certificate URL, returns the PEM bytes.
-CertificateFetcher = Callable[[str], bytes]
-
-# Amazon SNS signing certificates live on the regional SNS endpoints only.
-# Anything else (an S3 bucket, a look-alike host) could be an attacker's
-# certificate that would make any forged message verify.
-_SNS_HOST: Final = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
+#: The fields that make an SNS message signed; a message with none of them carries no signature.
+_SNS_SIGNATURE_FIELDS: Final = ("Signature", "SignatureVersion", "SigningCertURL")
 
 _SIGNED_KEYS: Final = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
@@ -93,25 +103,9 @@ def sns_signing_string(message: Mapping[str, Any]) -> bytes:
     return "".join(parts).encode("utf-8")
 
 
-def fetch_certificate(url: str) -> bytes:
-    """Download a certificate (the default fetcher; only ever called with a checked SNS URL)."""
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - https SNS host, checked
-            data: bytes = response.read(65536)
-            return data
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise TransientError(f"could not fetch the SNS signing certificate ({type(exc).__name__})") from exc
-
-
-def _check_cert_url(url: object) -> str:
-    if not isinstance(url, str):
-        raise SignatureError("missing signing certificate URL", field="$.SigningCertURL")
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not _SNS_HOST.match(parts.hostname or "") or parts.port not in (None, 443):
-        raise SignatureError("signing certificate URL is not an Amazon SNS host", field="$.SigningCertURL")
-    if not parts.path.endswith(".pem") or parts.query or parts.fragment or parts.username:
-        raise SignatureError("signing certificate URL is not an SNS .pem", field="$.SigningCertURL")
-    return url
+def has_sns_signature(message: Mapping[str, Any]) -> bool:
+    """Whether ``message`` carries any signature field (a signature that may or may not verify)."""
+    return any(message.get(key) not in (None, "") for key in _SNS_SIGNATURE_FIELDS)
 
 
 def _validity(cert: x509.Certificate) -> tuple[datetime, datetime]:
@@ -124,8 +118,11 @@ def _validity(cert: x509.Certificate) -> tuple[datetime, datetime]:
 class SnsVerifier:
     """Verifies SNS signatures (versions 1 and 2) and the topic allow-list.
 
-    Certificates are fetched once per URL and kept for the verifier's life;
-    ``fetch`` is injectable so tests never touch the network. An empty
+    ``fetch`` is the certificate source (HTTPS downloads by default, see
+    :mod:`commproc_email.certificates`); ``cache`` keeps what it returns.
+    Without ``fetch`` the verifier uses the process's shared cache; with a
+    ``fetch`` of its own it gets a cache of its own unless one is passed, so
+    certificates from a custom source never mix into the process's. An empty
     ``topic_arns`` allows every topic.
     """
 
@@ -134,39 +131,41 @@ class SnsVerifier:
         fetch: CertificateFetcher | None = None,
         topic_arns: Collection[str] = (),
         clock: Callable[[], datetime] | None = None,
+        *,
+        cache: CertificateCache | None = None,
     ) -> None:
-        self._fetch = fetch or fetch_certificate
+        if cache is None:
+            cache = shared_certificate_cache() if fetch is None else CertificateCache()
+        self._fetch: CertificateFetcher = fetch or HttpsCertificateFetcher()
+        self._cache = cache
         self._topics = frozenset(topic_arns)
         self._clock = clock or (lambda: datetime.now(timezone.utc))
-        self._certs: dict[str, x509.Certificate] = {}
-        self._lock = threading.Lock()
 
     def certificate(self, url: str) -> x509.Certificate:
-        """The certificate at ``url``, fetched on first use."""
-        with self._lock:
-            cached = self._certs.get(url)
-        if cached is not None:
-            return cached
-        pem = self._fetch(url)
-        try:
-            cert = x509.load_pem_x509_certificate(pem)
-        except ValueError as exc:
-            raise SignatureError(
-                "signing certificate is not a PEM certificate", field="$.SigningCertURL"
-            ) from exc
-        with self._lock:
-            return self._certs.setdefault(url, cert)
+        """The certificate at ``url`` (checked to be an SNS certificate URL), from the cache or the source."""
+        return self._cache.get(check_certificate_url(url), self._fetch)
 
-    def verify(self, message: Mapping[str, Any]) -> None:
-        """Raise SignatureError unless ``message`` is signed by SNS for an allowed topic."""
+    def verify(self, message: Mapping[str, Any], *, required: bool = True) -> None:
+        """Raise SignatureError unless ``message`` is signed by SNS for an allowed topic.
+
+        A message with no signature fields at all raises ``missing_signature``
+        when ``required``, and passes otherwise (after the topic check): a
+        missing signature is not a failed one.
+        """
         topic = message.get("TopicArn")
         if self._topics and topic not in self._topics:
             raise SignatureError("SNS topic is not in the allowed list", field="$.TopicArn")
+        if not has_sns_signature(message):
+            if required:
+                raise SignatureError(
+                    "SNS notification carries no signature", field="$.Signature", code=MISSING_SIGNATURE
+                )
+            return
         version = message.get("SignatureVersion")
         algorithm = _HASHES.get(str(version)) if isinstance(version, (str, int)) else None
         if algorithm is None:
             raise SignatureError("unsupported SNS SignatureVersion", field="$.SignatureVersion")
-        url = _check_cert_url(message.get("SigningCertURL"))
+        url = check_certificate_url(message.get("SigningCertURL"))
         raw_signature = message.get("Signature")
         try:
             signature = base64.b64decode(str(raw_signature), validate=True) if raw_signature else b""
@@ -188,8 +187,12 @@ class SnsVerifier:
             raise SignatureError("SNS signature does not verify", field="$.Signature") from exc
 
 
+def _part(block: object, name: str) -> object:
+    return block.get(name) if isinstance(block, Mapping) else getattr(block, name, None)
+
+
 def verify_mailgun(
-    signature: Mapping[str, str] | Any,
+    signature: Mapping[str, Any] | Any,
     signing_key: str,
     *,
     now: datetime,
@@ -197,20 +200,46 @@ def verify_mailgun(
 ) -> None:
     """Check a Mailgun ``signature`` block: HMAC-SHA256(key, timestamp + token), hex.
 
-    ``now`` is the reference time for the freshness window; the processor
-    passes the time the message entered the queue, so a backlog does not
-    turn valid events into failures.
+    ``signature`` is the raw block (a mapping) or an object with the same
+    attributes. ``now`` is the reference time for the freshness window; the
+    processor passes the time the message entered the queue, so a backlog
+    does not turn valid events into failures.
     """
-    timestamp = getattr(signature, "timestamp", None)
-    token = getattr(signature, "token", None)
-    given = getattr(signature, "signature", None)
+    timestamp = _part(signature, "timestamp")
+    token = _part(signature, "token")
+    given = _part(signature, "signature")
     if not (isinstance(timestamp, str) and isinstance(token, str) and isinstance(given, str)):
-        raise SignatureError("missing Mailgun signature", field="$.signature")
-    expected = hmac.new(signing_key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, given.lower()):
+        raise SignatureError("malformed Mailgun signature", field="$.signature")
+    # "replace": a lone surrogate in the payload must fail the check, not crash it.
+    signed = (timestamp + token).encode("utf-8", "replace")
+    expected = hmac.new(signing_key.encode("utf-8", "replace"), signed, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), given.lower().encode("utf-8", "replace")):
         raise SignatureError("Mailgun signature does not verify", field="$.signature.signature")
     if max_age_seconds is not None:
         _check_age(timestamp, now, max_age_seconds, "$.signature.timestamp")
+
+
+def check_mailgun_signature(
+    block: object,
+    *,
+    policy: str,
+    signing_key: str | None,
+    now: datetime,
+    max_age_seconds: int | None,
+) -> None:
+    """Apply a Mailgun signature policy to a webhook's raw ``signature`` block (None when absent).
+
+    Runs before the rest of the webhook is parsed, so a forged event is
+    reported as a bad signature whatever else is wrong with it.
+    """
+    if policy == "off":
+        return
+    if block is None:
+        if policy == "required":
+            raise SignatureError("missing Mailgun signature", field="$.signature", code=MISSING_SIGNATURE)
+        return
+    if signing_key:
+        verify_mailgun(block, signing_key, now=now, max_age_seconds=max_age_seconds)
 
 
 def _check_age(timestamp: str, now: datetime, max_age_seconds: int, field: str) -> None:
@@ -218,23 +247,39 @@ def _check_age(timestamp: str, now: datetime, max_age_seconds: int, field: str) 
         signed_at = float(timestamp)
     except ValueError as exc:
         raise SignatureError("signature timestamp is not a number", field=field) from exc
+    if not math.isfinite(signed_at):
+        # NaN compares false with everything and would pass the window.
+        raise SignatureError("signature timestamp is not a number", field=field)
     if abs(now.timestamp() - signed_at) > max_age_seconds:
         raise SignatureError(f"signature timestamp is more than {max_age_seconds}s away", field=field)
 
 
-def load_sendgrid_public_key(text: str) -> ec.EllipticCurvePublicKey:
-    """The verification key as SendGrid shows it (base64 DER), or as PEM; ConfigError if neither."""
+def _sendgrid_key(text: str) -> ec.EllipticCurvePublicKey | str:
     try:
         if "BEGIN PUBLIC KEY" in text:
             key = serialization.load_pem_public_key(text.encode())
         else:
             key = serialization.load_der_public_key(base64.b64decode("".join(text.split()), validate=True))
-    except (ValueError, binascii.Error, TypeError) as exc:
-        raise ConfigError(
-            "invalid EmailSettings", ["not a base64 DER or PEM public key @ config.sendgrid_public_key"]
-        ) from exc
+    except (ValueError, binascii.Error, TypeError, UnicodeEncodeError):
+        return "not a base64 DER or PEM public key"
     if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise ConfigError("invalid EmailSettings", ["not an ECDSA public key @ config.sendgrid_public_key"])
+        return "not an ECDSA public key"
+    return key
+
+
+def sendgrid_key_problem(text: str) -> str | None:
+    """What is wrong with ``text`` as a SendGrid verification key; None when it loads."""
+    if not text.strip():
+        return "must not be empty or whitespace"
+    key = _sendgrid_key(text)
+    return key if isinstance(key, str) else None
+
+
+def load_sendgrid_public_key(text: str) -> ec.EllipticCurvePublicKey:
+    """The verification key as SendGrid shows it (base64 DER), or as PEM; ConfigError if neither."""
+    key = _sendgrid_key(text)
+    if isinstance(key, str):
+        raise ConfigError("invalid EmailSettings", [f"{key} @ config.sendgrid_public_key"])
     return key
 
 

@@ -124,11 +124,14 @@ def test_sns_expired_certificate_fails(signer: SnsSigner) -> None:
 
 
 def test_sns_certificate_fetch_failure_is_transient(signer: SnsSigner) -> None:
-    def broken(url: str) -> bytes:
-        raise TransientError("could not fetch the SNS signing certificate (URLError)")
+    cause = "could not fetch the SNS signing certificate from sns.us-east-1.amazonaws.com: connection refused"
 
-    with pytest.raises(TransientError):
+    def broken(url: str) -> bytes:
+        raise TransientError(cause)
+
+    with pytest.raises(TransientError) as info:
         SnsVerifier(broken).verify(signer.wrap({"eventType": "Send"}))
+    assert str(info.value) == cause
     with pytest.raises(SignatureError, match="not a PEM"):
         SnsVerifier(lambda url: b"<html>").verify(signer.wrap({"eventType": "Send"}))
 
@@ -168,7 +171,7 @@ def test_sns_required_refuses_raw_ses() -> None:
     proc = processor(store, {"sns_signature": "required"})
     stats = run(proc, [payload("ses_events.json", "Bounce")])
     assert stats.failed == 1
-    assert events(store)[0].error_code == "bad_signature"
+    assert events(store)[0].error_code == "missing_signature"
 
 
 def test_sns_signature_off_accepts_unsigned_envelopes() -> None:
@@ -222,7 +225,7 @@ def test_mailgun_through_the_processor() -> None:
     stats = run(proc, [good, tampered, unsigned])
     assert (stats.processed, stats.failed) == (1, 2)
     failures = events(store, status="failed")
-    assert {f.error_code for f in failures} == {"bad_signature"}
+    assert [f.error_code for f in failures] == ["bad_signature", "missing_signature"]
     assert {f.provider for f in failures} == {"mailgun"}
 
 
@@ -333,7 +336,7 @@ def test_sendgrid_through_the_processor(sendgrid_key: ec.EllipticCurvePrivateKey
     assert stats.processed == 3
     failures = events(store, status="failed")
     # The tampered message fails as a whole; the unsigned one fails item by item.
-    assert [f.error_code for f in failures] == ["bad_signature"] * 4
+    assert [f.error_code for f in failures] == ["bad_signature"] + ["missing_signature"] * 3
 
 
 def test_sendgrid_required_without_a_key_is_a_config_error() -> None:

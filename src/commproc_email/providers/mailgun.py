@@ -8,7 +8,7 @@ they carry a different field set and Mailgun has replaced them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -113,8 +113,17 @@ _SUPPRESS_REASONS: Final = {
 }
 
 
-def parse_mailgun(data: Mapping[str, Any]) -> MailgunWebhook:
-    """The webhook as wire classes; InvalidPayload naming the field when malformed."""
+def parse_mailgun(
+    data: Mapping[str, Any], *, authenticate: Callable[[object], None] | None = None
+) -> MailgunWebhook:
+    """The webhook as wire classes; InvalidPayload naming the field when malformed.
+
+    ``authenticate`` gets the raw ``signature`` block (None when absent)
+    before anything else is looked at: a forged event must fail as a bad
+    signature, not as whatever else is wrong with its payload.
+    """
+    if authenticate is not None:
+        authenticate(data.get("signature") if isinstance(data, Mapping) else None)
     return structure(data, MailgunWebhook, provider=PROVIDER)
 
 
