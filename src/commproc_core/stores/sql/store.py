@@ -248,7 +248,7 @@ class SQLUnitOfWork:
                 raise WriteConflict(conflict_detail(step, changed), table=step.ops.name)
 
     def _steps(self, steps: Sequence[Step], *, fetch: bool) -> list[tuple[Any, _Result]]:
-        """Run ``steps`` in the transaction: rows (``fetch``) or row counts, with each result's description."""
+        """Run ``steps`` in the transaction: rows (``fetch``) or row counts, and each description."""
         cursor = self._cursor if self._cursor is not None else self._begin()
         current: Step | None = None
         try:
