@@ -30,6 +30,7 @@ __all__ = [
     "Participant",
     "ProcessingRecord",
     "QueueMessage",
+    "SeenToken",
     "Thread",
     "as_utc",
     "new_id",
@@ -74,6 +75,8 @@ class Lead:
     id: str = attrs.field(factory=new_id)
     phone: str | None = None
     email: str | None = None
+    #: A WhatsApp business-scoped user id (``US.1349...``), for a lead known by no number.
+    whatsapp_id: str | None = None
     #: The lowercased match key of ``email``; leads are unique on it.
     email_key: str | None = None
     first_name: str | None = None
@@ -329,9 +332,12 @@ class AgentEvent:
     prompt: str
     reply: str | None = None
     latency_ms: float | None = None
-    #: ``replied``, ``failed`` or ``skipped``.
+    #: ``pending`` (asked, not answered yet), ``running`` (the agent is being
+    #: called), then ``replied``, ``failed`` or ``skipped``.
     outcome: str
     error: str | None = None
+    #: Where the reply goes (see :class:`commproc_core.services.agent.ReplyAddress`).
+    delivery: Mapping[str, Any] = attrs.field(factory=_metadata)
     created_at: datetime = attrs.field(factory=utcnow)
 
 
@@ -359,3 +365,20 @@ class OutboundMessage:
     error_message: str | None = None
     created_at: datetime = attrs.field(factory=utcnow)
     updated_at: datetime = attrs.field(factory=utcnow)
+
+
+@attrs.frozen(kw_only=True, field_transformer=_utc_timestamps)
+class SeenToken:
+    """A one-time signature token already accepted (a Mailgun webhook's), unique per scope.
+
+    Kept until ``expires_at``, when the signature it came with is too old to
+    be accepted anyway; a second event carrying it is a replay.
+    """
+
+    id: str = attrs.field(factory=new_id)
+    #: Whose tokens: ``mailgun`` (with the signing key's fingerprint, when several keys are in use).
+    scope: str
+    #: The token's SHA-256, hex: fixed length whatever the payload sent.
+    token: str
+    expires_at: datetime
+    created_at: datetime = attrs.field(factory=utcnow)

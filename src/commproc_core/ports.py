@@ -28,6 +28,7 @@ from commproc_core.model import (
     Participant,
     ProcessingRecord,
     QueueMessage,
+    SeenToken,
     Thread,
 )
 
@@ -148,6 +149,7 @@ class UnitOfWork(Protocol):
     consents: Repository[Consent]
     agent_events: Repository[AgentEvent]
     outbox: Repository[OutboundMessage]
+    seen_tokens: Repository[SeenToken]
 
     def commit(self) -> None: ...
 

@@ -60,6 +60,7 @@ WRITE_ORDER: tuple[str, ...] = tuple(TABLES)
 #: Tables whose rows the pipeline reads to change them; read FOR UPDATE.
 LOCKED_TABLES = frozenset(
     {
+        "agent_events",
         "campaign_participants",
         "conversations",
         "threads",
@@ -251,6 +252,7 @@ class BatchSession:
     consents: Repository[model.Consent]
     agent_events: Repository[model.AgentEvent]
     outbox: Repository[model.OutboundMessage]
+    seen_tokens: Repository[model.SeenToken]
 
     def __init__(self, uow: UnitOfWork, *, lock: bool = True) -> None:
         self._uow = uow

@@ -79,7 +79,12 @@ def _u(name: str, *fields: str, where: tuple[tuple[str, Any], ...] = ()) -> Uniq
 TABLES: dict[str, TableSpec[Any]] = {
     spec.name: spec
     for spec in (
-        TableSpec("leads", model.Lead, (_u("phone", "phone"), _u("email_key", "email_key")), (("status",),)),
+        TableSpec(
+            "leads",
+            model.Lead,
+            (_u("phone", "phone"), _u("email_key", "email_key"), _u("whatsapp_id", "whatsapp_id")),
+            (("status",),),
+        ),
         TableSpec(
             "campaigns",
             model.Campaign,
@@ -147,12 +152,23 @@ TABLES: dict[str, TableSpec[Any]] = {
             (_u("address_channel_scope", "address", "channel", "scope"),),
             (("address",), ("lead_id",)),
         ),
-        TableSpec("agent_events", model.AgentEvent, (), (("conversation_id",), ("message_id",))),
+        TableSpec(
+            "agent_events",
+            model.AgentEvent,
+            (),
+            (("conversation_id",), ("message_id",), ("outcome", "created_at")),
+        ),
         TableSpec(
             "outbox",
             model.OutboundMessage,
             (_u("provider_message_id", "provider_message_id"),),
             (("status",), ("conversation_id",), ("caused_by_event_id",)),
+        ),
+        TableSpec(
+            "seen_tokens",
+            model.SeenToken,
+            (_u("scope_token", "scope", "token"),),
+            (("expires_at",),),
         ),
     )
 }

@@ -13,6 +13,7 @@ The in-memory and SQL stores of commproc run exactly these tests.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -38,6 +39,7 @@ def sample_record(table: str, **overrides: Any) -> Any:
             phone="+14155550100",
             email="Ann@Example.com",
             email_key="ann@example.com",
+            whatsapp_id="US.13491208655302741918",
             first_name="Ann",
             last_name="Lee",
             status="contacted",
@@ -162,6 +164,7 @@ def sample_record(table: str, **overrides: Any) -> Any:
             reply="Hello!",
             latency_ms=12.5,
             outcome="replied",
+            delivery={"to": "+14155550100", "channel": "sms"},
             created_at=_T0,
         ),
         "outbox": lambda: model.OutboundMessage(
@@ -173,6 +176,12 @@ def sample_record(table: str, **overrides: Any) -> Any:
             provider_message_id="SM9",
             created_at=_T0,
             updated_at=_T0,
+        ),
+        "seen_tokens": lambda: model.SeenToken(
+            scope="mailgun",
+            token=hashlib.sha256(b"sample").hexdigest(),
+            expires_at=_T0 + timedelta(minutes=10),
+            created_at=_T0,
         ),
     }
     return attrs.evolve(builders[table](), **overrides)
@@ -214,7 +223,7 @@ class StoreContract:
 
     def test_rollback_undoes_update_and_delete(self, store: Store) -> None:
         lead = sample_record("leads")
-        other = sample_record("leads", phone="+14155550101", email_key=None)
+        other = sample_record("leads", phone="+14155550101", email_key=None, whatsapp_id=None)
         with store.unit_of_work() as uow:
             uow.leads.add(lead)
             uow.leads.add(other)
@@ -229,7 +238,7 @@ class StoreContract:
 
     def test_commit_then_keep_using(self, store: Store) -> None:
         a = sample_record("leads")
-        b = sample_record("leads", phone="+14155550102", email_key=None)
+        b = sample_record("leads", phone="+14155550102", email_key=None, whatsapp_id=None)
         with store.unit_of_work() as uow:
             uow.leads.add(a)
             uow.commit()
@@ -240,7 +249,7 @@ class StoreContract:
 
     def test_savepoint_undoes_only_its_writes(self, store: Store) -> None:
         outer = sample_record("leads")
-        inner = sample_record("leads", phone="+14155550103", email_key=None)
+        inner = sample_record("leads", phone="+14155550103", email_key=None, whatsapp_id=None)
         with store.unit_of_work() as uow:
             uow.leads.add(outer)
             with pytest.raises(ValueError), uow.savepoint():

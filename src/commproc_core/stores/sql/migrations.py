@@ -111,7 +111,8 @@ def _create_table(
         table.primary_key.name = td.table.primary_key.name
     # CREATE TABLE alone; indexes one by one so later steps' indexes stay out.
     conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
-    wanted = [i for i in td.table.indexes if i.unique]
+    # A unique key on a column a later step adds comes with that column.
+    wanted = [i for i in td.table.indexes if i.unique and not {c.name for c in i.columns} & leave_out]
     wanted += [i for ident, i in td.indexes.items() if ident not in later_indexes]
     for index in wanted:
         # IF NOT EXISTS, not checkfirst: one statement instead of a catalog query per index.
@@ -130,6 +131,9 @@ def _add_column(conn: Connection, schema: SQLSchema, table: str, field: str) -> 
         ddl += " DEFAULT '{}'"
     qualified = conn.dialect.identifier_preparer.format_table(td.table)
     conn.exec_driver_sql(f"ALTER TABLE {qualified} ADD COLUMN {ddl}")
+    for index in td.table.indexes:
+        if index.unique and field in {c.name for c in index.columns}:
+            conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
 def _create_base(conn: Connection, schema: SQLSchema) -> None:
@@ -147,6 +151,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         2,
         "indexes for time-ordered scans of events and processing records",
         adds_indexes=(index_id("events", "recorded_at"), index_id("processing_records", "received_at")),
+    ),
+    Migration(
+        3,
+        "agent replies after commit, WhatsApp user ids as lead keys, seen signature tokens",
+        adds_tables=("seen_tokens",),
+        adds_columns=(("agent_events", "delivery"), ("leads", "whatsapp_id")),
+        adds_indexes=(index_id("agent_events", "outcome", "created_at"),),
     ),
 )
 #: The schema version this code reads and writes.

@@ -72,6 +72,7 @@ class SQLUnitOfWork:
     consents: Repository[model.Consent]
     agent_events: Repository[model.AgentEvent]
     outbox: Repository[model.OutboundMessage]
+    seen_tokens: Repository[model.SeenToken]
 
     def __init__(self, store: SQLStore) -> None:
         self._store = store
