@@ -27,12 +27,13 @@ from commproc_core.model import (
 from commproc_core.pipeline.envelope import Envelope
 from commproc_core.pipeline.processor import BaseChannelProcessor, EventPayload
 from commproc_core.ports import AgentResponder, Clock, MessageQueue, Sender, Store
+from commproc_core.stores.session import BatchSession
 from commproc_core.stores.spec import Range
 from commproc_email import addresses
 from commproc_email.certificate_sources import certificate_source
 from commproc_email.certificates import CertificateCache, CertificateFetcher, shared_certificate_cache
 from commproc_email.detect import detect_provider
-from commproc_email.events import CHANNEL, EmailEvent
+from commproc_email.events import CHANNEL, EmailEvent, with_outbound_recipient
 from commproc_email.providers._common import Arrival, arrival
 from commproc_email.providers.mailgun import normalize_mailgun, parse_mailgun
 from commproc_email.providers.postmark import normalize_postmark
@@ -280,6 +281,38 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
 
     # -- processing -------------------------------------------------------------------
 
+    # -- reading in sets -------------------------------------------------------------
+
+    def prefetch(self, events: Sequence[EmailEvent], session: BatchSession) -> None:
+        message_ids = [e.provider_message_id for e in events]
+        session.want("outbox", "provider_message_id", message_ids)
+        session.want("leads", "email_key", [k for e in events for k in (e.recipient_key, e.sender_key)])
+        session.want("consents", "address", [e.recipient_key for e in events])
+        references = [c for e in events for r in e.in_reply_to for c in _reference_ids(r)]
+        session.want("messages", "provider_message_id", [*message_ids, *references])
+        session.want(
+            "conversations",
+            "external_id",
+            [
+                *(f"email:{e.provider}:{e.provider_message_id}" for e in events if e.provider_message_id),
+                *(f"email:ses:{c}" for c in references),
+            ],
+        )
+        session.fetch()
+        # Second round: what hangs off the rows just read.
+        outbound = session.rows("outbox")
+        session.want("leads", "id", [o.lead_id for o in outbound])
+        conversation_ids = [o.conversation_id for o in outbound]
+        conversation_ids += [m.conversation_id for m in session.rows("messages")]
+        session.want("conversations", "id", conversation_ids)
+        session.fetch()
+        lead_ids = [lead.id for lead in session.rows("leads")]
+        session.want("threads", "lead_id", lead_ids, status="open")
+        session.want("campaign_participants", "lead_id", lead_ids)
+        session.want("participants", "conversation_id", [c.id for c in session.rows("conversations")])
+
+    # -- processing -------------------------------------------------------------------
+
     def process_event(self, event_data: EmailEvent) -> CommunicationEvent:
         event = event_data
         self.log.debug("email %s event %s", event.provider, event.event_type)
@@ -306,6 +339,9 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
         outbound = None
         if event.provider_message_id:
             outbound = self.uow.outbox.find_one(provider_message_id=event.provider_message_id)
+        if event.recipient_unresolved and outbound is not None:
+            # The payload names no recipient (a Postmark Unsubscribe bounce): the message we sent does.
+            event = with_outbound_recipient(event, outbound.to)
         lead = self.leads.find_by_email(event.recipient_key) if event.recipient_key else None
         if lead is None and outbound is not None and outbound.lead_id and event.recipient_key is None:
             lead = self.leads.find_by_id(outbound.lead_id)
@@ -365,12 +401,7 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
     def _reply_conversation(self, event: EmailEvent) -> Conversation | None:
         """The conversation of the message an inbound email replies to, if commproc knows it."""
         for reference in event.in_reply_to:
-            message_id = reference.strip("<>")
-            local, _, domain = message_id.partition("@")
-            # SES sets Message-ID to <message id>@<region>.amazonses.com.
-            for candidate in (message_id, local if domain.endswith("amazonses.com") else None):
-                if not candidate:
-                    continue
+            for candidate in _reference_ids(reference):
                 known = self.uow.messages.find_one(provider_message_id=candidate)
                 if known is not None:
                     return self.uow.conversations.get(known.conversation_id)
@@ -435,3 +466,11 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
             apply_change(
                 self.consents, key, ConsentChange("all", "suppressed", "soft_bounce", reason), at, lead_id
             )
+
+
+def _reference_ids(reference: str) -> list[str]:
+    """The provider message ids a Message-ID header value may stand for."""
+    message_id = reference.strip("<>")
+    local, _, domain = message_id.partition("@")
+    # SES sets Message-ID to <message id>@<region>.amazonses.com.
+    return [c for c in (message_id, local if domain.endswith("amazonses.com") else None) if c]

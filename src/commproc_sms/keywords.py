@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
 
 import attrs
 
 from commproc_core.model import CommunicationEvent, OutboundMessage, new_id
+from commproc_core.ports import Clock, UnitOfWork
+from commproc_core.services import CampaignMatchingService, ConsentService, ConversationService
 from commproc_core.services.keywords import KeywordOutcome
 from commproc_core.services.outbox import queue_outbound
+from commproc_sms.context import InboundContext
 
-if TYPE_CHECKING:
-    from commproc_sms.processor import InboundContext, SMSProcessor
+__all__ = ["apply_keyword", "keyword_key"]
 
-__all__ = ["apply_keyword"]
+log = logging.getLogger("commproc.sms")
 
 _PARTICIPANT_STATUS = {"opted_out": "opted_out", "opted_in": "active"}
 
 
+def keyword_key(dedupe_key: str) -> str:
+    """The dedupe key of the keyword action event recorded beside a message's own event."""
+    return f"{dedupe_key}:keyword"
+
+
 def apply_keyword(
-    processor: SMSProcessor, ctx: InboundContext, outcome: KeywordOutcome
+    uow: UnitOfWork,
+    clock: Clock,
+    ctx: InboundContext,
+    outcome: KeywordOutcome,
+    *,
+    send_replies: bool,
 ) -> CommunicationEvent:
     """Apply ``outcome`` for the message in ``ctx``; the primary event to record.
 
@@ -28,12 +40,10 @@ def apply_keyword(
     action itself, keyed ``<message key>:keyword`` so it exists once.
     """
     match = outcome.match
-    phone = ctx.event.sender.value
-    assert phone is not None  # unresolvable senders never get here
     lead_id = ctx.lead.id if ctx.lead else None
     if outcome.consent_status is not None:
-        processor.consents.set(
-            phone,
+        ConsentService(uow, clock).set(
+            ctx.address,
             ctx.channel,
             ctx.scope,
             outcome.consent_status,
@@ -41,16 +51,16 @@ def apply_keyword(
             reason=f"{match.tier}:{match.keyword}",
             lead_id=lead_id,
         )
-        _update_participation(processor, ctx, outcome.consent_status)
-    reply = outcome.reply if processor.settings.send_keyword_replies else None
+        _update_participation(uow, clock, ctx, outcome.consent_status)
+    reply = outcome.reply if send_replies else None
     if reply:
-        now = processor.now()
+        now = clock.now()
         queue_outbound(
-            processor.uow,
+            uow,
             OutboundMessage(
                 channel=ctx.channel,
-                to=phone,
-                sender=ctx.event.recipient.value,
+                to=ctx.address,
+                sender=ctx.event.to_address,
                 messaging_service_sid=ctx.event.twilio.messaging_service_sid,
                 body=reply,
                 reason="keyword_reply",
@@ -61,7 +71,7 @@ def apply_keyword(
                 created_at=now,
                 updated_at=now,
             ),
-            conversations=processor.conversations,
+            conversations=ConversationService(uow, clock),
             in_reply_to=ctx.message,
         )
     facts = {
@@ -74,7 +84,7 @@ def apply_keyword(
         "scope": ctx.scope,
         "replied": bool(reply),
     }
-    processor.log.info(
+    log.info(
         "sms: keyword %s (%s tier, %s) in message %s; reply queued: %s",
         match.action,
         match.tier,
@@ -82,22 +92,22 @@ def apply_keyword(
         ctx.event.twilio.message_sid,
         bool(reply),
     )
-    processor.uow.events.add(
+    uow.events.add(
         attrs.evolve(
             ctx.record,
             id=new_id(),
             event_type=f"keyword_{match.action}",
-            dedupe_key=f"{ctx.event.dedupe_key}:keyword",
+            dedupe_key=keyword_key(ctx.event.dedupe_key),
             data=facts,
         )
     )
     return attrs.evolve(ctx.record, data={**ctx.record.data, "route": "keyword", "keyword": facts})
 
 
-def _update_participation(processor: SMSProcessor, ctx: InboundContext, consent_status: str) -> None:
+def _update_participation(uow: UnitOfWork, clock: Clock, ctx: InboundContext, consent_status: str) -> None:
     if ctx.campaign is None or ctx.lead is None:
         return
-    row = processor.campaigns.participation(ctx.campaign.id, ctx.lead.id)
+    row = CampaignMatchingService(uow, clock).participation(ctx.campaign.id, ctx.lead.id)
     status = _PARTICIPANT_STATUS[consent_status]
     if row is not None and row.status != status and (status == "opted_out" or row.status == "opted_out"):
-        processor.uow.campaign_participants.update(attrs.evolve(row, status=status))
+        uow.campaign_participants.update(attrs.evolve(row, status=status))

@@ -1,16 +1,23 @@
 """SMSProcessor: Twilio SMS, MMS and WhatsApp webhooks from a queue into commproc's records.
 
 For an inbound message, in this order: the sender's address is classified
-(an unresolvable sender is recorded and set aside); the lead and campaign
-are matched; consent keywords are checked before anything else acts on the
-body; conversation, thread, participants and message are recorded; then the
-message is either a keyword (consent and one confirmation, never the agent),
-a campaign response, or a regular message, and the agent may answer the
-latter two. A status callback moves our outbound message forward by rank.
+(a sender with neither a number nor a WhatsApp user id is recorded and set
+aside); the lead and campaign are matched; consent keywords are checked
+before anything else acts on the body; conversation, thread, participants
+and message are recorded; then the message is either a keyword (consent and
+one confirmation, never the agent), a campaign response, or a regular
+message, and the agent may be asked to answer the latter two (it answers
+once the batch has committed). A status callback moves our outbound message
+forward by rank.
+
+A batch's reads are declared in :meth:`SMSProcessor.prefetch`: leads,
+conversations, consents, messages and outbox rows in one round of loads,
+their threads, participants and campaign memberships in a second.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
@@ -18,14 +25,24 @@ from urllib.parse import parse_qsl
 import attrs
 
 from commproc_core.agents import TemplateResponder
-from commproc_core.errors import InvalidPayload, PermanentError
+from commproc_core.errors import InvalidPayload, PermanentError, UniqueViolation
 from commproc_core.model import Campaign, CommunicationEvent, Lead, Media, Message
 from commproc_core.pipeline.envelope import Envelope
 from commproc_core.pipeline.processor import BaseChannelProcessor, EventPayload
-from commproc_core.services.agent import AIAgentService
+from commproc_core.pipeline.stats import MessageOutcome
+from commproc_core.services.agent import AgentReplies, AIAgentService, ReplyAddress
 from commproc_core.services.keywords import KeywordProcessingService, normalize_text
-from commproc_sms.events import PROVIDER, SmsEvent, SmsInbound, SmsStatusUpdate, build_event, consent_channel
-from commproc_sms.keywords import apply_keyword
+from commproc_core.stores.session import BatchSession
+from commproc_sms.context import InboundContext
+from commproc_sms.events import (
+    PROVIDER,
+    SmsEvent,
+    SmsInbound,
+    SmsStatusUpdate,
+    build_event,
+    consent_channel,
+)
+from commproc_sms.keywords import apply_keyword, keyword_key
 from commproc_sms.settings import SMSSettings
 from commproc_sms.signature import verify_envelope
 from commproc_sms.status import apply_status
@@ -34,21 +51,8 @@ from commproc_sms.twilio import determine_kind, parse_twilio
 __all__ = ["InboundContext", "SMSProcessor"]
 
 _GEO = tuple(f"{side}_{part}" for side in ("from", "to") for part in ("city", "state", "zip", "country"))
-
-
-@attrs.frozen(kw_only=True)
-class InboundContext:
-    """What an inbound message resolved to, handed between the seed's ``_process_*`` steps."""
-
-    event: SmsInbound
-    record: CommunicationEvent
-    #: ``sms`` or ``whatsapp``: the channel of consent, threads and replies.
-    channel: str
-    #: The consent scope: the messaging service, else the number messaged.
-    scope: str
-    lead: Lead | None
-    campaign: Campaign | None
-    message: Message
+#: Seconds between sweeps for agent requests a crash left unanswered.
+_AGENT_SWEEP_SECONDS = 60.0
 
 
 class SMSProcessor(BaseChannelProcessor[SmsEvent]):
@@ -73,6 +77,7 @@ class SMSProcessor(BaseChannelProcessor[SmsEvent]):
         if self.settings.agent_mode and self.agent_responder is None:
             # The seed's config={"agent_mode": True} names no agent: answer from a template.
             self.agent_responder = TemplateResponder()
+        self._agent_swept = 0.0
 
     # -- validation -------------------------------------------------------------------
 
@@ -145,31 +150,64 @@ class SMSProcessor(BaseChannelProcessor[SmsEvent]):
             )
         return data
 
+    # -- reading in sets -----------------------------------------------------------------
+
+    def prefetch(self, events: Sequence[SmsEvent], session: BatchSession) -> None:
+        inbound = [e for e in events if isinstance(e, SmsInbound) and e.lead_key is not None]
+        statuses = [e for e in events if isinstance(e, SmsStatusUpdate)]
+        phones = [e.sender.value for e in inbound if e.sender.is_phone]
+        session.want("leads", "phone", phones)
+        session.want("leads", "whatsapp_id", [e.sender_whatsapp_id for e in inbound])
+        session.want("consents", "address", [e.lead_key for e in inbound])
+        session.want("conversations", "external_id", [self._conversation_key(e) for e in inbound])
+        session.want("events", "dedupe_key", [keyword_key(e.dedupe_key) for e in inbound])
+        sids = [e.twilio.message_sid for e in events]
+        session.want("messages", "provider_message_id", sids)
+        session.want("outbox", "provider_message_id", [e.twilio.message_sid for e in statuses])
+        session.fetch()
+        # Second round: what hangs off the rows just read.
+        lead_ids = [lead.id for lead in session.rows("leads")]
+        session.want("threads", "lead_id", lead_ids, status="open")
+        session.want("campaign_participants", "lead_id", lead_ids)
+        session.want("participants", "conversation_id", [c.id for c in session.rows("conversations")])
+        session.want("conversations", "id", [m.conversation_id for m in session.rows("messages")])
+
     # -- processing --------------------------------------------------------------------
 
     def process_event(self, event_data: SmsEvent) -> CommunicationEvent:
         if isinstance(event_data, SmsStatusUpdate):
-            return apply_status(self, event_data, self._extract_event_data(event_data))
+            return apply_status(self.uow, self.clock, event_data, self._extract_event_data(event_data))
         return self._process_incoming_message(event_data)
+
+    @staticmethod
+    def _scope(event: SmsInbound) -> str:
+        return event.twilio.messaging_service_sid or event.recipient.value or event.recipient.raw
+
+    def _conversation_key(self, event: SmsInbound) -> str:
+        return f"twilio:{consent_channel(event.channel)}:{self._scope(event)}:{event.lead_key}"
 
     def _process_incoming_message(self, event: SmsInbound) -> CommunicationEvent:
         """Resolve sender, lead and campaign, record the message, then route it."""
         tw = event.twilio
         now = self.now()
+        data = self._extract_event_data(event)
+        if event.sender_whatsapp_id:
+            data["sender_whatsapp_id"] = event.sender_whatsapp_id
         record = CommunicationEvent(
             channel=event.channel,
             provider=PROVIDER,
             event_type=event.event_type,
             provider_message_id=tw.message_sid,
-            sender=event.sender.canonical,
-            recipient=event.recipient.canonical,
+            sender=event.from_address,
+            recipient=event.to_address,
             occurred_at=now,
             recorded_at=now,
-            data=self._extract_event_data(event),
+            data=data,
         )
-        if not event.sender.is_phone or event.sender.value is None:
-            # No number to match a lead or honour consent by: keep everything
-            # needed to look at it later, act on nothing.
+        address = event.lead_key
+        if address is None:
+            # No number or WhatsApp user id to match a lead or honour consent by:
+            # keep everything needed to look at it later, act on nothing.
             self.log.info("sms: inbound %s set aside: sender is %s", tw.message_sid, event.sender.kind)
             return attrs.evolve(
                 record,
@@ -181,10 +219,9 @@ class SMSProcessor(BaseChannelProcessor[SmsEvent]):
                     "body": tw.body,
                 },
             )
-        phone = event.sender.value
         channel = consent_channel(event.channel)
-        scope = tw.messaging_service_sid or event.recipient.value or event.recipient.raw
-        lead = self._match_lead(phone, event)
+        scope = self._scope(event)
+        lead = self._match_lead(event)
         words = normalize_text(tw.body)
         campaign = self.campaigns.match(
             lead=lead,
@@ -193,7 +230,7 @@ class SMSProcessor(BaseChannelProcessor[SmsEvent]):
             messaging_service_sid=tw.messaging_service_sid,
             keyword=words[0].upper() if words else None,
         )
-        opted_out = self.consents.is_opted_out(phone, channel, [scope])
+        opted_out = self.consents.is_opted_out(address, channel, [scope])
         outcome = self.keywords.evaluate(
             tw.body,
             opted_out=opted_out,
@@ -205,7 +242,7 @@ class SMSProcessor(BaseChannelProcessor[SmsEvent]):
         )
         if outcome is None and campaign is None and lead is not None:
             campaign = self._find_nurturing_campaign(event, lead)
-        message = self._record_message(event, phone, channel, scope, lead, campaign)
+        message = self._record_message(event, channel, lead, campaign)
         record = attrs.evolve(
             record,
             lead_id=lead.id if lead else None,
@@ -218,35 +255,74 @@ class SMSProcessor(BaseChannelProcessor[SmsEvent]):
             record=record,
             channel=channel,
             scope=scope,
+            address=address,
             lead=lead,
             campaign=campaign,
             message=message,
         )
         if outcome is not None:
-            return apply_keyword(self, ctx, outcome)
+            return apply_keyword(
+                self.uow, self.clock, ctx, outcome, send_replies=self.settings.send_keyword_replies
+            )
         if campaign is not None and lead is not None and self._participating(campaign, lead, words):
             return self._process_campaign_response(ctx)
         return self._process_regular_message(ctx)
 
-    def _match_lead(self, phone: str, event: SmsInbound) -> Lead | None:
-        if not self.settings.create_leads:
-            return self.leads.find_by_phone(phone)
-        name = event.twilio.profile_name
-        lead, _ = self.leads.get_or_create_by_phone(phone, source=f"twilio:{event.channel}", first_name=name)
+    def _find_nurturing_campaign(self, event_data: Any, lead: Lead | None) -> Campaign | None:
+        """The active nurturing campaign for ``lead`` on the event's channel (WhatsApp has its own)."""
+        channel = (
+            consent_channel(event_data.channel) if isinstance(event_data, SmsInbound) else self.channel_type
+        )
+        return self.campaigns.find_nurturing_campaign(lead, channel)
+
+    def _match_lead(self, event: SmsInbound) -> Lead | None:
+        """The sender's lead: by number, else by WhatsApp user id; created when settings allow.
+
+        A lead first known by its WhatsApp user id and later writing with a
+        number beside that id is the same lead: the id finds it, and the
+        number is remembered on it (and the id on a lead found by number).
+        """
+        phone = event.sender.value if event.sender.is_phone else None
+        user_id = event.sender_whatsapp_id
+        leads = self.leads
+        lead = leads.find_by_phone(phone) if phone else None
+        if lead is None and user_id:
+            lead = self.uow.leads.find_one(whatsapp_id=user_id)
+        if lead is None:
+            if not self.settings.create_leads:
+                return None
+            fields: dict[str, Any] = {
+                "source": f"twilio:{event.channel}",
+                "first_name": event.twilio.profile_name,
+                "whatsapp_id": user_id,
+            }
+            if phone:
+                lead, _ = leads.get_or_create_by_phone(phone, **fields)
+                return lead
+            now = self.now()
+            lead, _ = self.uow.leads.get_or_create(
+                Lead(created_at=now, updated_at=now, **fields), key="whatsapp_id"
+            )
+            return lead
+        missing: dict[str, Any] = {}
+        if phone and lead.phone is None:
+            missing["phone"] = phone
+        if user_id and lead.whatsapp_id is None:
+            missing["whatsapp_id"] = user_id
+        if missing:
+            try:
+                lead = self.uow.leads.update(attrs.evolve(lead, updated_at=self.now(), **missing))
+            except UniqueViolation:
+                # Another lead holds that number or id already: leave both as they are.
+                self.log.debug("sms: lead %s keeps its addresses; another lead has them", lead.id)
         return lead
 
     def _record_message(
-        self,
-        event: SmsInbound,
-        phone: str,
-        channel: str,
-        scope: str,
-        lead: Lead | None,
-        campaign: Campaign | None,
+        self, event: SmsInbound, channel: str, lead: Lead | None, campaign: Campaign | None
     ) -> Message:
         tw = event.twilio
         conversation, _ = self.conversations.get_or_create_conversation(
-            f"twilio:{channel}:{scope}:{phone}",
+            self._conversation_key(event),
             channel=channel,
             lead_id=lead.id if lead else None,
             campaign_id=campaign.id if campaign else None,
@@ -275,7 +351,7 @@ class SMSProcessor(BaseChannelProcessor[SmsEvent]):
                 provider_message_id=tw.message_sid,
                 sender=event.sender.canonical,
                 recipient=event.recipient.canonical,
-                body=tw.body.replace("\x00", ""),
+                body=tw.body,
                 media=tuple(Media(url=m.url, content_type=m.content_type) for m in tw.media),
                 status=tw.sms_status or "received",
                 created_at=now,
@@ -318,32 +394,56 @@ class SMSProcessor(BaseChannelProcessor[SmsEvent]):
         return self._maybe_agent_reply(attrs.evolve(ctx, record=record))
 
     def _maybe_agent_reply(self, ctx: InboundContext) -> CommunicationEvent:
-        """Let the agent answer, unless agent mode is off, the lead unknown or the sender opted out."""
+        """Ask the agent to answer, unless agent mode is off, the lead unknown or the sender opted out.
+
+        The request is recorded now and answered after the batch commits.
+        """
         if not self.settings.agent_mode or self.agent_responder is None:
             return ctx.record
-        phone = ctx.event.sender.value
-        if ctx.lead is None or phone is None:
+        if ctx.lead is None:
             return self._agent_noted(ctx, "skipped:no_lead")
         # Checked again here, not carried over from the keyword step: the
         # consent may have changed earlier in this same batch.
-        if self.consents.is_opted_out(phone, ctx.channel, [ctx.scope]):
+        if self.consents.is_opted_out(ctx.address, ctx.channel, [ctx.scope]):
             return self._agent_noted(ctx, "skipped:opted_out")
         agent = AIAgentService(self.uow, self.clock, responder=self.agent_responder, config=self.agent_config)
-        outcome = agent.reply_to(
+        request = agent.request(
             ctx.message,
-            reply_to=phone,
-            channel=ctx.channel,
-            sender=ctx.event.recipient.value,
-            messaging_service_sid=ctx.event.twilio.messaging_service_sid,
+            ReplyAddress(
+                to=ctx.address,
+                channel=ctx.channel,
+                sender=ctx.event.to_address,
+                messaging_service_sid=ctx.event.twilio.messaging_service_sid,
+                campaign_id=ctx.campaign.id if ctx.campaign else None,
+                caused_by_event_id=ctx.record.id,
+            ),
             lead_id=ctx.lead.id,
-            campaign_id=ctx.campaign.id if ctx.campaign else None,
-            caused_by_event_id=ctx.record.id,
         )
-        return self._agent_noted(ctx, outcome.outcome)
+        return attrs.evolve(
+            ctx.record, data={**ctx.record.data, "agent": "requested", "agent_event_id": request.id}
+        )
 
     @staticmethod
     def _agent_noted(ctx: InboundContext, note: str) -> CommunicationEvent:
         return attrs.evolve(ctx.record, data={**ctx.record.data, "agent": note})
+
+    def after_commit(self, outcomes: Sequence[MessageOutcome]) -> None:
+        """Answer the agent requests this batch recorded; now and then, those a crash left behind."""
+        if self.agent_responder is None:
+            return
+        requested = [
+            str(event.data["agent_event_id"])
+            for outcome in outcomes
+            for event, duplicate in zip(outcome.events, outcome.duplicates, strict=True)
+            if not duplicate and event.data.get("agent_event_id")
+        ]
+        replies = AgentReplies(
+            self.store, responder=self.agent_responder, config=self.agent_config, clock=self.clock
+        )
+        replies.answer(requested)
+        if time.monotonic() - self._agent_swept > _AGENT_SWEEP_SECONDS:
+            self._agent_swept = time.monotonic()
+            replies.sweep()
 
 
 def _parameters(data: Any) -> Mapping[str, Any]:

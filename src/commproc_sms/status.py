@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
 from commproc_core.model import CommunicationEvent, Message, OutboundMessage
+from commproc_core.ports import Clock, UnitOfWork
+from commproc_core.services import ConsentService
 from commproc_sms.events import PROVIDER, SmsStatusUpdate, advances, consent_channel, parse_dlr_date
 from commproc_sms.sender import OPTED_OUT_ERROR
-
-if TYPE_CHECKING:
-    from commproc_sms.processor import SMSProcessor
 
 __all__ = ["apply_status", "forward"]
 
 R = TypeVar("R", Message, OutboundMessage)
+
+log = logging.getLogger("commproc.sms")
 
 
 def forward(record: R, event: SmsStatusUpdate, now: datetime) -> R | None:
@@ -33,11 +35,12 @@ def forward(record: R, event: SmsStatusUpdate, now: datetime) -> R | None:
     return attrs.evolve(record, **changes)
 
 
-def apply_status(processor: SMSProcessor, event: SmsStatusUpdate, data: dict[str, Any]) -> CommunicationEvent:
+def apply_status(
+    uow: UnitOfWork, clock: Clock, event: SmsStatusUpdate, data: dict[str, Any]
+) -> CommunicationEvent:
     """Apply a status callback to the outbox row and message it names; the event to record."""
-    uow = processor.uow
     tw = event.twilio
-    now = processor.now()
+    now = clock.now()
     outbound = uow.outbox.find_one(provider_message_id=tw.message_sid)
     message = uow.messages.find_one(provider=PROVIDER, provider_message_id=tw.message_sid)
     applied = False
@@ -55,7 +58,7 @@ def apply_status(processor: SMSProcessor, event: SmsStatusUpdate, data: dict[str
     recipient = event.recipient
     if tw.error_code == OPTED_OUT_ERROR and recipient is not None and recipient.value and recipient.is_phone:
         scope = tw.messaging_service_sid or (event.sender.value if event.sender else None) or "all"
-        processor.consents.set(
+        ConsentService(uow, clock).set(
             recipient.value,
             consent_channel(event.channel),
             scope,
@@ -65,16 +68,14 @@ def apply_status(processor: SMSProcessor, event: SmsStatusUpdate, data: dict[str
             lead_id=lead_id,
         )
     if not applied and (outbound is not None or message is not None):
-        processor.log.debug(
-            "sms: status %s for %s does not move the message forward", event.status, tw.message_sid
-        )
+        log.debug("sms: status %s for %s does not move the message forward", event.status, tw.message_sid)
     return CommunicationEvent(
         channel=event.channel,
         provider=PROVIDER,
         event_type=event.event_type,
         provider_message_id=tw.message_sid,
-        sender=event.sender.canonical if event.sender else None,
-        recipient=recipient.canonical if recipient else None,
+        sender=event.from_address,
+        recipient=event.to_address,
         lead_id=lead_id,
         campaign_id=outbound.campaign_id if outbound is not None else None,
         conversation_id=conversation_id,

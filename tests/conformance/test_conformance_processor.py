@@ -1,9 +1,4 @@
-"""Corpus cases whose expectation depends on state already in the store, replayed with --database.
-
-Each of these holds only once the processor's write path does what the
-parse layer now makes possible; until then they are strict xfails naming the
-change, so they turn green (and must then lose the mark) when it lands.
-"""
+"""Corpus cases whose expectation depends on state already in the store, replayed with --database."""
 
 from __future__ import annotations
 
@@ -39,14 +34,6 @@ def replay_into(url: str, channel: str, *files: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "needs processor change: EmailProcessor._process_delivery_event must, for an event with "
-        "recipient_unresolved set, take the recipient from the OutboundMessage found by provider_message_id "
-        "(commproc_email.events.with_outbound_recipient(event, outbound.to)) before recording and suppressing"
-    ),
-)
 def test_postmark_unsubscribe_without_email_resolves_its_recipient_through_the_outbound_message(
     database: tuple[str, SQLStore],
 ) -> None:
@@ -77,13 +64,6 @@ def test_postmark_unsubscribe_without_email_resolves_its_recipient_through_the_o
     assert consent is not None and consent.status == "opted_out"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "needs processor change: _find_nurturing_campaign filters on the processor's channel type (always "
-        "'sms'); it must use the event's consent channel ('whatsapp' for WhatsApp messages)"
-    ),
-)
 def test_whatsapp_message_joins_the_whatsapp_nurturing_campaign(database: tuple[str, SQLStore]) -> None:
     url, store = database
     with store.unit_of_work() as uow:
@@ -97,14 +77,6 @@ def test_whatsapp_message_joins_the_whatsapp_nurturing_campaign(database: tuple[
     assert stored is not None and stored.campaign_id == whatsapp.id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "needs processor change: a WhatsApp sender known only by a business-scoped user id must be matched "
-        "and created as a lead by event.lead_key, and a later message from their number carrying the same id "
-        "in ExternalUserId (event.sender_whatsapp_id) must find that lead"
-    ),
-)
 def test_whatsapp_user_id_is_a_lead_key(database: tuple[str, SQLStore], tmp_path: Path) -> None:
     url, store = database
     first = payloads("sms") / WHATSAPP_USER_ID_ONLY

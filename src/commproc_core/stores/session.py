@@ -307,6 +307,10 @@ class BatchSession:
             self._merge(held, rows)
             held.templates.setdefault((load.field, load.where), set()).update(load.values)
 
+    def rows(self, table: str) -> list[Any]:
+        """Every row of ``table`` the session holds, read or written (a second round of wants starts here)."""
+        return list(self._held[table].rows.rows.values())
+
     def hold_all(self, table: str, rows: Iterable[Any]) -> None:
         """Take ``rows`` as every row of ``table`` (a cached copy): lookups never query it."""
         held = self._held[table]
