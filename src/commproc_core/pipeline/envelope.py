@@ -17,6 +17,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -26,12 +28,17 @@ import attrs
 from commproc_core.errors import InvalidPayload
 from commproc_core.model import QueueMessage
 
-__all__ = ["CONTROL_TYPES", "Envelope", "Unwrapped", "unwrap", "unwrap_body"]
+__all__ = ["CONTROL_TYPES", "Envelope", "Unwrapped", "clean", "clean_text", "unwrap", "unwrap_body"]
 
 #: SNS message types that are about the subscription, not events.
 CONTROL_TYPES = frozenset({"SubscriptionConfirmation", "UnsubscribeConfirmation"})
 
 _SNS_TYPES = CONTROL_TYPES | {"Notification"}
+# A \u0000 or a \uD800-\uDFFF escape: the only ways JSON text carries NUL or a lone surrogate.
+_ESCAPED_TROUBLE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Twilio's richest webhooks have about 60 parameters.
+_MAX_FIELDS = 1000
 _SES_TOPIC_CHECK = "Successfully validated SNS topic"
 _MAX_DEPTH = 4
 
@@ -71,25 +78,83 @@ class Unwrapped:
     control: str | None = None
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError("a number too large for a float")
+    return number
+
+
 def _parse_json(text: str, field: str) -> Any:
     try:
-        return json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
     except RecursionError as exc:
         raise InvalidPayload("JSON nested too deeply", field=field) from exc
     except json.JSONDecodeError as exc:
-        raise InvalidPayload(f"not valid JSON ({exc.msg} at position {exc.pos})", field=field) from exc
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise InvalidPayload(f"not valid JSON ({exc.msg.removesuffix(' at')}, {where})", field=field) from exc
     except ValueError as exc:
-        raise InvalidPayload("not valid JSON", field=field) from exc
+        raise InvalidPayload(f"not valid JSON ({exc})", field=field) from exc
+    # NUL and lone surrogates can only come from \u escapes; most bodies have none.
+    return clean(value) if _ESCAPED_TROUBLE.search(text) else value
 
 
 def _parse_form(text: str, field: str) -> tuple[tuple[str, str], ...]:
     try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True, errors="strict")
+        pairs = parse_qsl(
+            text, keep_blank_values=True, strict_parsing=True, errors="strict", max_num_fields=_MAX_FIELDS
+        )
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidPayload("neither JSON nor form-encoded", field=field) from exc
+        raise InvalidPayload("neither JSON nor form-encoded (or too many fields)", field=field) from exc
     if not pairs:
         raise InvalidPayload("neither JSON nor form-encoded", field=field)
     return tuple(pairs)
+
+
+def clean_text(text: str) -> str:
+    """``text`` without NUL characters and with lone surrogates replaced by U+FFFD.
+
+    Neither means anything in a provider event, and neither can be stored
+    everywhere (PostgreSQL refuses both): cleaning them here gives the same
+    outcome on every store.
+    """
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if not text.isascii() and _SURROGATE.search(text):
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def clean(value: Any) -> Any:
+    """Parsed JSON (or form fields) with every key and string cleaned (:func:`clean_text`), at any depth.
+
+    Containers are cleaned in place, without recursion: a deeply nested
+    body costs its size, never the stack.
+    """
+    if isinstance(value, str):
+        return clean_text(value)
+    stack = [value] if isinstance(value, (dict, list)) else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            items = list(node.items())
+            node.clear()
+            for key, item in items:
+                if isinstance(item, (dict, list)):
+                    stack.append(item)
+                cleaned = clean_text(item) if isinstance(item, str) else item
+                node[clean_text(key) if isinstance(key, str) else key] = cleaned
+        else:
+            for position, item in enumerate(node):
+                if isinstance(item, str):
+                    node[position] = clean_text(item)
+                elif isinstance(item, (dict, list)):
+                    stack.append(item)
+    return value
 
 
 def _looks_like_json(text: str) -> bool:
@@ -226,8 +291,9 @@ def unwrap_body(
             return Unwrapped(envelope=envelope, items=(value,))
         raise InvalidPayload(f"expected a JSON object or list, got {type(value).__name__}", field=field)
     pairs = _parse_form(text, field)
+    # The envelope keeps the pairs exact (signatures cover them); the event gets them clean.
     envelope = _envelope(outer, "form", body, queue_message, form=pairs)
-    return Unwrapped(envelope=envelope, items=(dict(pairs),))
+    return Unwrapped(envelope=envelope, items=({clean_text(k): clean_text(v) for k, v in pairs},))
 
 
 def _envelope(
