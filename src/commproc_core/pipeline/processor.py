@@ -49,7 +49,7 @@ from commproc_core.ports import (
     UnitOfWork,
     VisibilityChange,
 )
-from commproc_core.redact import redact
+from commproc_core.redact import redact_error
 from commproc_core.services import (
     CampaignMatchingService,
     ConsentService,
@@ -575,7 +575,7 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         payload: EventPayload | None,
         item: _Item,
     ) -> None:
-        detail = redact(str(error))[:1000]
+        detail = redact_error(error, 1000)
         self.log.warning(
             "%s: rejected queue message %s item %d: %s: %s",
             self.channel_type,
