@@ -37,6 +37,7 @@ def _clip(text: str, limit: int) -> str:
 def _shown(value: str, limit: int = 80) -> str:
     return repr(_clip(value, limit))
 
+
 __all__ = [
     "ChannelLoadError",
     "ChannelNotFound",
