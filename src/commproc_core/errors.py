@@ -21,23 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-#: Longest error detail, field path, and configuration problem kept.
-DETAIL_LIMIT = 1000
-FIELD_LIMIT = 200
-PROBLEM_LIMIT = 300
-#: How many configuration problems a ConfigError keeps and shows.
-PROBLEMS_KEPT = 50
-PROBLEMS_SHOWN = 10
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _shown(value: str, limit: int = 80) -> str:
-    return repr(_clip(value, limit))
-
-
 __all__ = [
     "ChannelLoadError",
     "ChannelNotFound",
@@ -59,6 +42,24 @@ __all__ = [
     "UniqueViolation",
     "UnknownEventShape",
 ]
+
+
+#: Longest error detail, field path, and configuration problem kept.
+DETAIL_LIMIT = 1000
+FIELD_LIMIT = 200
+PROBLEM_LIMIT = 300
+#: How many configuration problems a ConfigError keeps and shows.
+PROBLEMS_KEPT = 50
+PROBLEMS_SHOWN = 10
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    # Not repr(value) of anything: a huge int has no repr past 4,300 digits.
+    return repr(_clip(value, limit)) if isinstance(value, str) else f"<{type(value).__name__}>"
 
 
 class CommprocError(Exception):
@@ -166,6 +167,7 @@ class ConfigError(CommprocError):
     """
 
     def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        problems = list(problems)
         clipped = [_clip(str(p), PROBLEM_LIMIT) for p in problems[:PROBLEMS_KEPT]]
         if len(problems) > PROBLEMS_KEPT:
             clipped.append(f"... and {len(problems) - PROBLEMS_KEPT} more problems")

@@ -229,7 +229,8 @@ def _sequence_hook(converter: cattrs.Converter, type_: Any) -> Callable[[Any, An
 
 def _mapping_hook(converter: cattrs.Converter, type_: Any) -> Callable[[Any, Any], Any]:
     args = typing.get_args(type_)
-    key_type, value_type = args if len(args) == 2 else (Any, Any)
+    # Settings are stored as JSON, whose keys are text: a bare dict means dict[str, Any].
+    key_type, value_type = args if len(args) == 2 else (str, Any)
     key_hook = converter.get_structure_hook(key_type)
     value_hook = converter.get_structure_hook(value_type)
 
