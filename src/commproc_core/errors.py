@@ -11,6 +11,10 @@ Two families decide what the pipeline does with a queue message:
 
 Everything else is configuration or programming trouble and is raised to the
 caller.
+
+Error texts are bounded: a detail, a field path or a configuration problem
+built from input is cut to a fixed length here, so an error that quotes a
+huge value stays small wherever it is stored, logged or printed.
 """
 
 from __future__ import annotations
@@ -41,6 +45,24 @@ __all__ = [
 ]
 
 
+#: Longest error detail, field path, and configuration problem kept.
+DETAIL_LIMIT = 1000
+FIELD_LIMIT = 200
+PROBLEM_LIMIT = 300
+#: How many configuration problems a ConfigError keeps and shows.
+PROBLEMS_KEPT = 50
+PROBLEMS_SHOWN = 10
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    # Not repr(value) of anything: a huge int has no repr past 4,300 digits.
+    return repr(_clip(value, limit)) if isinstance(value, str) else f"<{type(value).__name__}>"
+
+
 class CommprocError(Exception):
     """Base of every error commproc raises on purpose."""
 
@@ -57,9 +79,10 @@ class PermanentError(CommprocError):
     code = "permanent_error"
 
     def __init__(self, detail: str, *, field: str | None = None, code: str | None = None) -> None:
+        detail = _clip(str(detail), DETAIL_LIMIT)
         super().__init__(detail)
         self.detail = detail
-        self.field = field
+        self.field = None if field is None else _clip(str(field), FIELD_LIMIT)
         if code is not None:
             self.code = code
 
@@ -142,7 +165,7 @@ class RecordNotFound(StoreError):
     """An update named a record id that is not stored."""
 
     def __init__(self, table: str, record_id: str) -> None:
-        super().__init__(f"{table}: no record with id {record_id!r}")
+        super().__init__(f"{table}: no record with id {_shown(record_id)}")
         self.table = table
         self.record_id = record_id
 
@@ -152,12 +175,24 @@ class SchemaVersionError(StoreError):
 
 
 class ConfigError(CommprocError):
-    """A configuration is invalid; ``problems`` lists each with its field path."""
+    """A configuration is invalid; ``problems`` lists each with its field path.
+
+    Each problem is cut to :data:`PROBLEM_LIMIT` characters and at most
+    :data:`PROBLEMS_KEPT` are kept (the last one then says how many more
+    there were); the message shows the first :data:`PROBLEMS_SHOWN`.
+    """
 
     def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
-        self.problems = list(problems)
-        full = message if not self.problems else message + ": " + "; ".join(self.problems)
-        super().__init__(full)
+        problems = list(problems)
+        clipped = [_clip(str(p), PROBLEM_LIMIT) for p in problems[:PROBLEMS_KEPT]]
+        if len(problems) > PROBLEMS_KEPT:
+            clipped.append(f"... and {len(problems) - PROBLEMS_KEPT} more problems")
+        self.problems = clipped
+        shown = "; ".join(clipped[:PROBLEMS_SHOWN])
+        if len(clipped) > PROBLEMS_SHOWN:
+            shown += f"; ... ({len(problems) - PROBLEMS_SHOWN} more)"
+        message = _clip(message, DETAIL_LIMIT)
+        super().__init__(message if not clipped else f"{message}: {shown}")
 
 
 class ChannelNotFound(CommprocError, LookupError):
@@ -166,8 +201,8 @@ class ChannelNotFound(CommprocError, LookupError):
     def __init__(self, channel_type: str, supported: Sequence[str]) -> None:
         listed = ", ".join(sorted(supported)) or "none installed"
         super().__init__(
-            f"no processor for channel {channel_type!r}; supported channels: {listed}. "
-            f"Install the plugin that provides it (for example commproc-{channel_type})."
+            f"no processor for channel {_shown(channel_type)}; supported channels: {listed}. "
+            f"Install the plugin that provides it (for example commproc-{_clip(channel_type, 80)})."
         )
         self.channel_type = channel_type
         self.supported = tuple(sorted(supported))
@@ -178,8 +213,8 @@ class ChannelLoadError(CommprocError, ImportError):
 
     def __init__(self, channel_type: str, distribution: str, target: str, cause: BaseException) -> None:
         super().__init__(
-            f"channel {channel_type!r} from distribution {distribution!r} ({target}) "
-            f"failed to load: {type(cause).__name__}: {cause}"
+            f"channel {_shown(channel_type)} from distribution {distribution!r} ({target}) "
+            f"failed to load: {type(cause).__name__}: {_clip(str(cause), DETAIL_LIMIT)}"
         )
         self.channel_type = channel_type
         self.distribution = distribution
@@ -191,7 +226,7 @@ class DuplicateChannelError(CommprocError):
 
     def __init__(self, channel_type: str, distributions: Sequence[str]) -> None:
         super().__init__(
-            f"channel {channel_type!r} is registered by more than one distribution: "
+            f"channel {_shown(channel_type)} is registered by more than one distribution: "
             f"{', '.join(distributions)}; uninstall one of them"
         )
         self.channel_type = channel_type

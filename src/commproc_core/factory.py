@@ -217,10 +217,39 @@ class ProcessorFactory:
     def validate_processor_config(
         self, channel_type: str, config: Mapping[str, Any] | None, *, raise_on_error: bool = False
     ) -> list[str]:
-        """Problems with ``config`` for ``channel_type``, each with its field path; [] when valid."""
+        """Problems with ``config`` for ``channel_type``, each with its field path; [] when valid.
+
+        The config is parsed into the channel's settings class; when that
+        succeeds, a processor is built from it as :meth:`get_processor` would
+        (no queue is opened, the store is not touched), so a value only the
+        processor can judge (a malformed public key) is a problem here too,
+        not a surprise when the worker starts. Whatever ``config`` holds, the
+        answer is a list of problems or [], never an exception; an unknown
+        channel raises :class:`ChannelNotFound`.
+        """
+        if not isinstance(channel_type, str):
+            raise ChannelNotFound(f"<{type(channel_type).__name__}>", [i.name for i in self.list_channels()])
         cls = self.get_processor_class(channel_type)
         settings_class = getattr(cls, "settings_class", ChannelSettings)
+        if not attrs.has(settings_class):
+            raise TypeError(f"{cls.__qualname__}.settings_class must be an attrs class")
         problems = config_problems(settings_class, config)
+        if not problems:
+            try:
+                self.get_processor(channel_type, None, config)
+            except ConfigError as exc:
+                problems = exc.problems or [f"{exc} @ config"]
+            except Exception as exc:
+                # The plugin's own code failed on a config its settings
+                # accepted: a plugin bug, reported rather than raised so an
+                # operator sees which channel and config it is.
+                log.warning(
+                    "channel %r: building its processor failed with %s",
+                    channel_type,
+                    type(exc).__name__,
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
+                problems = [f"the {channel_type} processor cannot be built ({type(exc).__name__}) @ config"]
         if problems and raise_on_error:
             raise ConfigError(f"invalid config for channel {channel_type!r}", problems)
         return problems

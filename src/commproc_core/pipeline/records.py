@@ -19,7 +19,7 @@ from commproc_core.errors import PermanentError
 from commproc_core.model import CommunicationEvent, ProcessingRecord, QueueMessage
 from commproc_core.pipeline.envelope import CONTROL_TYPES
 from commproc_core.ports import Clock, UnitOfWork
-from commproc_core.redact import redact
+from commproc_core.redact import redact_error
 
 __all__ = ["DETAIL_LIMIT", "Recorder", "Tally", "error_detail"]
 
@@ -28,8 +28,8 @@ DETAIL_LIMIT = 1000
 
 
 def error_detail(error: BaseException) -> str:
-    """A bounded, redacted one-line description of ``error``: safe to store and log."""
-    return redact(str(error))[:DETAIL_LIMIT]
+    """A bounded, redacted description of ``error``: safe to store and log."""
+    return redact_error(error, DETAIL_LIMIT)
 
 
 @attrs.define

@@ -61,8 +61,32 @@ class SQLSchema:
     """Every commproc table for one ``schema`` and ``table_prefix``."""
 
     def __init__(self, *, schema: str | None = None, table_prefix: str = "") -> None:
-        if not _PREFIX.match(table_prefix):
-            raise ConfigError(f"table_prefix {table_prefix!r} may hold only letters, digits and _")
+        # PostgreSQL silently cuts identifiers to 63 bytes, so a long prefix
+        # or schema name would create tables under other names than the ones
+        # queried. Index and constraint names are shortened with a hash
+        # (_name); table names cannot be, so the prefix is what must fit. The
+        # same limit holds on SQLite, so a configuration moves between stores.
+        if not isinstance(table_prefix, str) or not _PREFIX.match(table_prefix):
+            raise ConfigError("table_prefix may hold only ASCII letters, digits and _")
+        longest = max([*(spec.name for spec in TABLES.values()), VERSION_TABLE], key=len)
+        if len((table_prefix + longest).encode()) > _MAX_NAME:
+            room = _MAX_NAME - len(longest.encode())
+            raise ConfigError(
+                f"table_prefix is {len(table_prefix)} characters long; at most {room} fit, "
+                f"as {longest!r} with the prefix must stay within PostgreSQL's {_MAX_NAME}-byte names"
+            )
+        schema = schema or None  # "" is no schema, as SQLStore reads it
+        if schema is not None:
+            if not isinstance(schema, str) or "\x00" in schema:
+                raise ConfigError("schema must be a name without NUL characters, or None")
+            try:
+                size = len(schema.encode())
+            except UnicodeEncodeError:
+                raise ConfigError("schema is not valid Unicode text (it holds a lone surrogate)") from None
+            if size > _MAX_NAME:
+                raise ConfigError(
+                    f"schema is {size} bytes long; PostgreSQL names hold at most {_MAX_NAME} bytes"
+                )
         self.schema = schema
         self.prefix = table_prefix
         self.metadata = sa.MetaData(schema=schema)
