@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from commproc_core.errors import ConfigError
-from commproc_core.runtime.cli._common import configure_logging
+from commproc_core.runtime.cli._common import add_database, configure_logging, database_target, open_store
 
 __all__ = ["register"]
 
@@ -61,8 +61,9 @@ def register(subparsers: Any) -> None:
     )
     _common(replay)
     replay.add_argument("paths", metavar="PATH", nargs="+", help="a body file, or a folder of them")
-    replay.add_argument(
-        "--database", metavar="URL", help="store the records here (default: a throw-away SQLite file)"
+    add_database(
+        replay,
+        "store the records in this existing commproc database (default: a throw-away SQLite file)",
     )
     replay.set_defaults(handler=run_replay)
     inspect = subparsers.add_parser(
@@ -73,23 +74,25 @@ def register(subparsers: Any) -> None:
     )
     _common(inspect)
     inspect.add_argument("paths", metavar="FILE", nargs=1, help="the queue message body")
-    inspect.set_defaults(handler=run_inspect, database=None)
+    inspect.set_defaults(handler=run_inspect, database=None, schema=None, table_prefix=None)
 
 
 @contextmanager
-def _store(url: str | None, *, memory: bool) -> Iterator[Any]:
+def _store(args: argparse.Namespace, *, memory: bool) -> Iterator[Any]:
     if memory:
         from commproc_core.stores import MemoryStore
 
         yield MemoryStore()
         return
-    from commproc_core.stores.sql import open_store
-
     folder = None
-    if url is None:
+    if args.database is None:
+        from commproc_core.stores.sql import SQLStore
+
+        # The command's own throw-away file: the one database replay creates tables in.
         folder = tempfile.mkdtemp(prefix="commproc-replay-")
-        url = f"sqlite:///{Path(folder) / 'replay.db'}"
-    store = open_store(url)
+        store = SQLStore(f"sqlite:///{Path(folder) / 'replay.db'}", auto_upgrade=True)
+    else:
+        store = open_store(args)
     try:
         yield store
     finally:
@@ -126,7 +129,7 @@ def _run(args: argparse.Namespace, *, memory: bool) -> int:
     configure_logging("WARNING")
     inputs = read_inputs(args.paths)
     bad = 0
-    with _store(args.database, memory=memory) as store:
+    with _store(args, memory=memory) as store:
         processor = _processor(args, store)
         try:
             for result in replay_iter(processor, inputs):
@@ -140,7 +143,11 @@ def _run(args: argparse.Namespace, *, memory: bool) -> int:
         finally:
             processor.close()
     if not args.json and not memory:
-        where = args.database or "a throw-away database (pass --database URL to keep the records)"
+        where = (
+            database_target(args).describe()
+            if args.database
+            else "a throw-away database (pass --database URL to keep the records)"
+        )
         print(f"{len(inputs)} input(s), {bad} rejected or failed; records in {where}", file=sys.stderr)
     return 1 if bad else 0
 
