@@ -148,8 +148,9 @@ def make_handler(
     JSON in ``$COMMPROC_CHANNEL_CONFIG``, ``store_url`` to
     ``$COMMPROC_DATABASE_URL`` (use PostgreSQL: a Lambda's disk is not
     shared), with ``$COMMPROC_SCHEMA`` and ``$COMMPROC_TABLE_PREFIX`` when the
-    tables live in a host's schema or under a prefix. Pass ``processor`` to use one you built, or ``factory`` (a
-    ProcessorFactory, for example with registered processors or a sender).
+    tables live in a host's schema or under a prefix. Pass ``processor`` to
+    use one you built, or ``factory`` (a ProcessorFactory, for example with
+    registered processors or a sender).
     The processor is built now, during the container's init phase, and
     reused by every invocation the container serves.
     """
