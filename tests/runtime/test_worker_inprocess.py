@@ -163,7 +163,9 @@ def test_store_outage_backs_off_then_recovers() -> None:
         ready, details = worker.readiness()
         assert ready is False
         assert details["store"] == "store_unavailable"
-        assert [(p["poller"], p["reason"]) for p in details["problems"]] == [("example-0", "store_unavailable")]
+        assert [(p["poller"], p["reason"]) for p in details["problems"]] == [
+            ("example-0", "store_unavailable")
+        ]
         # The batch was left on the queue for a retry, and the poller held back.
         assert queue.approximate_depth() + queue.in_flight() == 3
         assert queue.calls["DeleteMessageBatch"] == 0
