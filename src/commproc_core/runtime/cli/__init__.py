@@ -13,13 +13,13 @@ from collections.abc import Sequence
 
 from commproc_core import __version__
 from commproc_core.errors import ChannelNotFound, CommprocError, ConfigError
-from commproc_core.runtime.cli import channels, db, demo, replay, run, stats
+from commproc_core.runtime.cli import channels, db, demo, dlq, replay, run, stats
 from commproc_core.runtime.cli._common import logging_restored
 from commproc_core.runtime.masking import mask_urls
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (run, demo, replay, channels, db, stats)
+_COMMANDS = (run, demo, replay, channels, db, stats, dlq)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,8 +22,10 @@ Process each file (or every file of a folder, in name order) as one queue
 message body, in order, through CHANNEL's processor: how to re-drive a DLQ
 dump or try a payload you captured. Nothing is read from or deleted on a queue.
 
-Without --database the records go to a throw-away SQLite file. With --json
-each input gives one line:
+A file saved by `commproc dlq dump` is recognised: its body is replayed with
+the attributes SQS delivered it with. Without --database the records go to a
+throw-away SQLite file; --database must name an existing commproc database
+(`commproc db upgrade` creates one). With --json each input gives one line:
   {"source": FILE, "outcome": "processed"|"duplicate"|"rejected"|"ignored"|"failed",
    "reason": ERROR_CODE|null, "events": [...]}
 
@@ -124,15 +126,20 @@ def _human(result: Any) -> str:
 
 
 def _run(args: argparse.Namespace, *, memory: bool) -> int:
+    from commproc_core.runtime.progress import Progress
     from commproc_core.runtime.replay import read_inputs, replay_iter
 
     configure_logging("WARNING")
     inputs = read_inputs(args.paths)
     bad = 0
+    # On a terminal the result lines are the progress; redirected, a line on stderr shows it.
+    progress = Progress(
+        sys.stderr, "replay", unit="files", enabled=None if not sys.stdout.isatty() else False
+    )
     with _store(args, memory=memory) as store:
         processor = _processor(args, store)
         try:
-            for result in replay_iter(processor, inputs):
+            for done, result in enumerate(replay_iter(processor, inputs), 1):
                 bad += result.outcome in ("rejected", "failed")
                 if args.json:
                     print(json.dumps(result.as_dict(), default=str), flush=True)
@@ -140,7 +147,9 @@ def _run(args: argparse.Namespace, *, memory: bool) -> int:
                     print(json.dumps(result.as_dict(), indent=2, default=str))
                 else:
                     print(_human(result), flush=True)
+                progress.update(done, len(inputs), f"{bad} rejected or failed")
         finally:
+            progress.close()
             processor.close()
     if not args.json and not memory:
         where = (
