@@ -33,6 +33,7 @@ __all__ = [
     "ChannelProblem",
     "StartupError",
     "build_processors",
+    "error_code",
     "load_channels",
     "load_object",
     "preflight",
@@ -87,7 +88,8 @@ class StartupError(ConfigError):
         )
 
 
-def _code(exc: BaseException) -> str:
+def error_code(exc: BaseException) -> str:
+    """The short code of an error: its ``code`` attribute, else its class name in snake case."""
     code = getattr(exc, "code", None)
     if isinstance(code, str):
         return code
@@ -119,8 +121,8 @@ def load_channels(
                 factory.get_processor(spec.channel_type, spec.queue_url, {**spec.config, **overrides})
             )
         except (ChannelNotFound, ChannelLoadError, DuplicateChannelError, ConfigError) as exc:
-            problems.append(ChannelProblem(spec.channel_type, name, _code(exc), _detail(exc)))
-        except (TypeError, ValueError, RecursionError) as exc:
+            problems.append(ChannelProblem(spec.channel_type, name, error_code(exc), _detail(exc)))
+        except Exception as exc:
             # A plugin's settings check that breaks on an odd value: still this channel's problem only.
             detail = f"its config could not be checked ({type(exc).__name__}); check each value's type"
             problems.append(ChannelProblem(spec.channel_type, name, "invalid_config", detail))
@@ -137,7 +139,7 @@ def check_queue(processor: Any) -> ChannelProblem | None:
     try:
         attributes = check()
     except Exception as exc:
-        return ChannelProblem(channel, queue_name(processor.queue_url), _code(exc), _detail(exc))
+        return ChannelProblem(channel, queue_name(processor.queue_url), error_code(exc), _detail(exc))
     if isinstance(attributes, Mapping) and "RedrivePolicy" not in attributes:
         log.warning(
             "queue %s has no dead-letter queue (RedrivePolicy): a message that keeps failing for a "
@@ -155,7 +157,7 @@ def check_store(store: Store) -> ChannelProblem | None:
             check_schema()
         store.ping()
     except Exception as exc:
-        return ChannelProblem("store", "-", _code(exc), _detail(exc))
+        return ChannelProblem("store", "-", error_code(exc), _detail(exc))
     return None
 
 

@@ -45,6 +45,7 @@ from commproc_core.runtime.startup import (
     ChannelProblem,
     StartupError,
     build_processors,
+    error_code,
     load_channels,
     load_object,
     preflight,
@@ -398,7 +399,7 @@ class Worker:
                         max_messages=settings.batch_size, wait_time=settings.wait_time
                     )
                 except Exception as exc:
-                    self._trouble(poller, _error_code(exc), exc)
+                    self._trouble(poller, error_code(exc), exc)
                     continue
                 if not messages:
                     self._recovered(poller)
@@ -412,7 +413,7 @@ class Worker:
                 try:
                     report = processor.process_batch(messages)
                 except Exception as exc:
-                    self._trouble(poller, _error_code(exc), exc)
+                    self._trouble(poller, error_code(exc), exc)
                     continue
                 poller.batches += 1
                 self.metrics.batch(poller.channel, poller.queue, messages, report)
@@ -498,11 +499,6 @@ class Worker:
                     self.metrics.queue_depth(channel, queue_name(processor.queue_url), depth)
             if self._stopping.wait(self.depth_interval):
                 return
-
-
-def _error_code(exc: BaseException) -> str:
-    code = getattr(exc, "code", None)
-    return code if isinstance(code, str) else type(exc).__name__
 
 
 def _sqs_factory(settings: WorkerSettings) -> Callable[[str], Any]:

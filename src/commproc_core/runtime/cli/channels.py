@@ -169,7 +169,7 @@ def _checked_arguments(args: argparse.Namespace) -> dict[str, Any]:
         factory.validate_processor_config(args.channel_type, config, raise_on_error=True)
     except (ConfigError, LookupError):
         raise
-    except (RecursionError, ValueError, TypeError) as exc:
+    except Exception as exc:
         # A plugin's settings check that breaks on an odd value must still end in a
         # clear error, not a traceback; the value itself is never echoed.
         raise ConfigError(
