@@ -137,7 +137,7 @@ def test_demo_deletes_only_its_own_database(plugins, tmp_path, capsys) -> None:
 
 def test_demo_without_plugins(no_plugins, tmp_path, capsys) -> None:
     assert main(["demo", "--quiet", "--database", f"sqlite:///{tmp_path / 'demo.db'}"]) == 1
-    assert "pip install commproc-sms commproc-email" in capsys.readouterr().err
+    assert "python3 -m pip install ./src/commproc_sms ./src/commproc_email" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("url", ["postgresql://user@localhost/commproc", "sqlite://"])

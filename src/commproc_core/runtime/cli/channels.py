@@ -85,7 +85,10 @@ def list_plugins(args: argparse.Namespace) -> int:
     factory = ProcessorFactory()
     infos = factory.list_channels()
     if not infos:
-        print("no channels installed (pip install commproc-sms commproc-email)")
+        print(
+            "no channels installed: install commproc-sms and commproc-email "
+            "(from a checkout: python3 -m pip install ./src/commproc_sms ./src/commproc_email)"
+        )
         return 0
     rows = [("CHANNEL", "DISTRIBUTION", "VERSION", "STATUS")]
     broken = False

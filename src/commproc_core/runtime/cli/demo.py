@@ -52,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
     summary = run_demo(args.database, progress=None if args.quiet else sys.stderr, overwrite=args.overwrite)
     sys.stdout.write(format_summary(summary))
     if not summary.stats:
-        print("no channel plugin is installed: pip install commproc-sms commproc-email", file=sys.stderr)
+        print(
+            "no channel plugin is installed: install commproc-sms and commproc-email "
+            "(from a checkout: python3 -m pip install ./src/commproc_sms ./src/commproc_email)",
+            file=sys.stderr,
+        )
         return 1
     return 0
