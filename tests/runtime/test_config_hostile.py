@@ -85,13 +85,36 @@ def test_config_files_that_are_not_utf8_or_too_deep(plugins, tmp_path, capsys) -
     assert "a number is too long to be a setting" in capsys.readouterr().err
 
 
-def test_a_wrong_type_from_the_cli_is_a_clear_error(plugins, capsys) -> None:
-    # The plugin's settings check reports it (with the field once the parsing hardening lands);
-    # whatever it raises, the CLI ends in exit 2 with a message, not a traceback.
-    assert main(add('{"batch_size": "ten"}')) == 2
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ('{"batch_size": "ten"}', "config.batch_size"),
+        (
+            '{"agent_mode": true, "agent_config": {"prompt": "hi", "max_tokens": "many"}, "wait_time": 5}',
+            "config.agent_config",
+        ),
+    ],
+)
+def test_a_wrong_type_from_the_cli_is_a_clear_error_naming_the_field(plugins, config, field, capsys) -> None:
+    # Whatever the plugin's settings check does with it (reports it, or raises), the CLI
+    # ends in exit 2 with a message naming the field, never a traceback or the value.
+    assert main(add(config)) == 2
     err = capsys.readouterr().err
     assert err.startswith("commproc: error: invalid config for channel 'sms'") and "Traceback" not in err
-    assert "ten" not in err.replace("often", "")
+    assert field in err
+    assert "ten" not in err.replace("often", "") and "many" not in err
+
+
+def test_locate_crash_names_the_field_a_check_breaks_on() -> None:
+    from commproc_core.runtime.settings import locate_crash
+
+    def check(config) -> None:
+        if isinstance(config.get("limits", {}).get("soft"), str):
+            raise TypeError("'<' not supported between instances of 'str' and 'int'")
+
+    config = {"a": 1, "limits": {"hard": 3, "soft": "3"}, "z": [1]}
+    assert locate_crash(check, config) == "config.limits.soft"
+    assert locate_crash(check, {"a": 1}) is None
 
 
 def test_hostile_worker_settings(tmp_path) -> None:
@@ -132,7 +155,7 @@ def test_worker_settings_with_a_wrong_channel_config_type_fail_the_start_clearly
     settings_ = load_settings(config_file=toml, environ={})
     with pytest.raises(ConfigError) as caught:
         Worker.from_settings(settings_, store=MemoryStore())
-    assert "sms on sms-inbound" in str(caught.value)
+    assert "sms on sms-inbound" in str(caught.value) and "config.batch_size" in str(caught.value)
 
 
 # -- properties -------------------------------------------------------------------------------

@@ -263,3 +263,29 @@ def test_ctrl_c_says_what_it_waits_for_and_a_second_one_stops_at_once(moto_endpo
             process.kill()
         reader.join(timeout=5)
     assert any("second signal: stopped without waiting" in line for line in lines)
+
+
+def test_probes_of_a_database_that_is_down_log_once(caplog) -> None:
+    from commproc_core.stores.sql import SQLStore
+
+    # Nothing listens on port 1: every ping fails at once.
+    store = SQLStore("postgresql://commproc@127.0.0.1:1/commproc")
+    processor = ExampleProcessor(queue=MemoryQueue("memory://q"), store=store, config={"wait_time": 0})
+    worker = Worker([processor], store=store, allow_degraded=True)
+    worker.start()
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="commproc")
+    try:
+        for _ in range(4):
+            ready, details = worker.readiness()
+            assert not ready and details["store"] == "store_unavailable"
+    finally:
+        worker.drain()
+        store.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines.count("not ready: store: store_unavailable") == 1
+    assert not any(line.startswith("store ping failed") for line in lines)
+    # Outside a probe the store's own warnings still reach the log.
+    with caplog.at_level(logging.WARNING, logger="commproc.store"), pytest.raises(Exception):
+        store.ping()
+    assert any(r.getMessage().startswith("store ping failed") for r in caplog.records)

@@ -42,6 +42,7 @@ __all__ = [
     "config_value_problems",
     "load_channel_config",
     "load_settings",
+    "locate_crash",
     "parse_channel_spec",
     "parse_duration",
     "parse_processor_spec",
@@ -486,6 +487,52 @@ def channel_overrides(settings: WorkerSettings) -> dict[str, Any]:
         "heartbeat_fraction": settings.heartbeat,
     }
     return {key: value for key, value in pairs.items() if value is not None}
+
+
+def locate_crash(check: Callable[[Mapping[str, Any]], Any], config: Mapping[str, Any]) -> str | None:
+    """The path of the config field that makes ``check`` crash (raise anything but ConfigError), if one does.
+
+    A plugin's settings check should report problems, not raise; when it
+    does raise, leaving one field out at a time finds the field to name, so
+    the operator is told where to look even then. Nested tables are searched
+    a few levels down; at most a few hundred checks run.
+    """
+    budget = [200]
+
+    def crashes(candidate: Mapping[str, Any]) -> bool:
+        budget[0] -= 1
+        try:
+            check(candidate)
+        except ConfigError:
+            return False
+        except Exception:
+            return True
+        return False
+
+    def without(root: Mapping[str, Any], trail: tuple[str, ...]) -> dict[str, Any]:
+        head, *rest = trail
+        copy = dict(root)
+        if rest:
+            copy[head] = without(root[head], tuple(rest))
+        else:
+            del copy[head]
+        return copy
+
+    def search(node: Mapping[str, Any], trail: tuple[str, ...]) -> tuple[str, ...] | None:
+        for key in list(node)[:50]:
+            if budget[0] <= 0:
+                return None
+            if not crashes(without(config, (*trail, key))):
+                child = node[key]
+                if isinstance(child, Mapping) and child and len(trail) < 3:
+                    return search(child, (*trail, key)) or (*trail, key)
+                return (*trail, key)
+        return None
+
+    if not crashes(config):
+        return None
+    found = search(config, ())
+    return "config" + "".join(f".{_key(str(part))}" for part in found) if found else None
 
 
 def _refuse_constant(name: str) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -124,8 +125,16 @@ def load_channels(
             problems.append(ChannelProblem(spec.channel_type, name, error_code(exc), _detail(exc)))
         except Exception as exc:
             # A plugin's settings check that breaks on an odd value: still this channel's problem only.
-            detail = f"its config could not be checked ({type(exc).__name__}); check each value's type"
-            problems.append(ChannelProblem(spec.channel_type, name, "invalid_config", detail))
+            from commproc_core.runtime.settings import locate_crash
+
+            config = {**spec.config, **overrides}
+            where = locate_crash(partial(factory.validate_processor_config, spec.channel_type), config)
+            detail = f"its config could not be checked ({type(exc).__name__}); check the value's type"
+            problems.append(
+                ChannelProblem(
+                    spec.channel_type, name, "invalid_config", detail + (f" @ {where}" if where else "")
+                )
+            )
     return processors, problems
 
 

@@ -52,7 +52,7 @@ from commproc_core.runtime.startup import (
     queue_name,
     stored_channels,
 )
-from commproc_core.runtime.worker_state import PollerState, ReadinessLog, waiting_for
+from commproc_core.runtime.worker_state import PollerState, QuietProbe, ReadinessLog, waiting_for
 
 __all__ = ["Worker", "build_processors", "load_object", "queue_name", "stored_channels"]
 
@@ -133,6 +133,7 @@ class Worker:
         self._helpers: list[threading.Thread] = []
         self._started = False
         self._readiness_log = ReadinessLog()
+        self._quiet_probe = QuietProbe()
 
     # -- building from settings ---------------------------------------------------
 
@@ -204,6 +205,7 @@ class Worker:
         if (problems or self.down) and not self.allow_degraded:
             raise StartupError([*self.down, *problems])
         self._started = True
+        logging.getLogger("commproc.store").addFilter(self._quiet_probe)
         for problem in [*self.down, *problems]:
             log.error("starting degraded: %s", problem)
         if self._metrics_address is not None:
@@ -292,6 +294,7 @@ class Worker:
             )
         if self.http is not None:
             self.http.stop()
+        logging.getLogger("commproc.store").removeFilter(self._quiet_probe)
         for processor in self.processors:
             try:
                 processor.close()
@@ -373,7 +376,8 @@ class Worker:
         """
         healthy, details = self.liveness()
         try:
-            self.store.ping()
+            with self._quiet_probe:
+                self.store.ping()
             store_state = "ok"
         except CommprocError as exc:
             store_state = getattr(exc, "code", "unavailable")

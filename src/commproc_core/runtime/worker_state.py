@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["PollerState", "ReadinessLog", "waiting_for"]
+__all__ = ["PollerState", "QuietProbe", "ReadinessLog", "waiting_for"]
 
 log = logging.getLogger("commproc.worker")
 
@@ -107,6 +107,27 @@ def waiting_for(pollers: Sequence[PollerState]) -> str:
         else:
             parts.append(f"{poller.name} ({poller.activity})")
     return "; ".join(parts) or "nothing but helper threads"
+
+
+class QuietProbe(logging.Filter):
+    """Silences the store's own log lines while a readiness probe pings it, in that thread only.
+
+    A store may log every failed ping; a probe pings every few seconds, and
+    :class:`ReadinessLog` already reports the change once.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self._local, "active", False)
+
+    def __enter__(self) -> None:
+        self._local.active = True
+
+    def __exit__(self, *exc: object) -> None:
+        self._local.active = False
 
 
 class ReadinessLog:

@@ -174,10 +174,14 @@ def _checked_arguments(args: argparse.Namespace) -> dict[str, Any]:
         raise
     except Exception as exc:
         # A plugin's settings check that breaks on an odd value must still end in a
-        # clear error, not a traceback; the value itself is never echoed.
+        # clear error naming the field, not a traceback; the value itself is never echoed.
+        from commproc_core.runtime.settings import locate_crash
+
+        where = locate_crash(lambda c: factory.validate_processor_config(args.channel_type, c), config)
         raise ConfigError(
             f"invalid config for channel {args.channel_type!r}: the {args.channel_type} plugin could not "
-            f"check it ({type(exc).__name__}); check each value's type against the channel's documentation"
+            f"check the value ({type(exc).__name__}); check its type against the channel's documentation"
+            + (f" @ {where}" if where else "")
         ) from exc
     return config
 
