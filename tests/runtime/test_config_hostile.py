@@ -181,7 +181,7 @@ CONFIGS = st.recursive(
     max_leaves=20,
 )
 PROPERTY = settings(
-    max_examples=150,
+    max_examples=80,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

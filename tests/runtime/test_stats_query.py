@@ -92,7 +92,7 @@ def test_a_year_of_records_is_counted_by_the_database(commproc_db, capsys) -> No
     schema = SQLSchema()
     now = utcnow()
     rng = random.Random(1)
-    count = 20_000
+    count = 12_000
     records, events = [], []
     for i in range(count):
         at = now - timedelta(seconds=rng.uniform(0, 365 * 86400))
