@@ -104,8 +104,11 @@ def test_install_step_by_step(env, dist_dir: Path) -> None:
         cwd=python.parent.parent,
     )
     assert demo.returncode == 0, demo.stderr
-    assert "sms: 10 queue messages: 8 events processed, 1 duplicate, 1 failed" in demo.stdout
-    assert "email: 9 queue messages: 8 events processed, 1 duplicate, 1 failed, 1 ignored" in demo.stdout
+    assert (
+        "sms: 10 queue messages received, 10 acknowledged, 0 left for retry; they held 10 provider events"
+        in (demo.stdout)
+    )
+    assert "they held 11 provider events: 8 processed, 1 duplicate, 1 failed, 1 ignored" in demo.stdout
     assert "failures by reason: email invalid_payload: 1, sms invalid_payload: 1" in demo.stdout
 
     pip(wheel(dist_dir, "commproc_voice_test"), wheel(dist_dir, "commproc_broken_test"))

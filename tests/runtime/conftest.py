@@ -43,7 +43,17 @@ def no_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite URL whose file does not exist yet."""
     return f"sqlite:///{tmp_path / 'commproc.db'}"
+
+
+@pytest.fixture
+def commproc_db(sqlite_url: str) -> str:
+    """A SQLite URL whose file holds a current commproc schema (as `commproc db upgrade` leaves it)."""
+    from commproc_core.stores.sql import upgrade
+
+    upgrade(sqlite_url)
+    return sqlite_url
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ from commproc_core.stores.sql import SQLStore, current_version
 from commproc_core.testing import ExampleProcessor, drain
 
 SMS_QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/sms-inbound"
+EMAIL_QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/email-events"
 
 
 def test_help_is_fast_and_imports_neither_boto3_nor_sqlalchemy() -> None:
@@ -48,8 +49,13 @@ def test_every_command_has_help(command, capsys) -> None:
     assert "usage: commproc" in capsys.readouterr().out
 
 
-def test_db_upgrade_and_version(sqlite_url, capsys) -> None:
+def test_db_upgrade_and_version(sqlite_url, tmp_path, capsys) -> None:
     assert main(["db", "version", "--database", sqlite_url]) == 1
+    assert "no database at" in capsys.readouterr().out
+    # Asking for a version leaves no empty file behind.
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "other.db").touch()
+    assert main(["db", "version", "--database", f"sqlite:///{tmp_path / 'other.db'}"]) == 1
     assert "none (run `commproc db upgrade`)" in capsys.readouterr().out
     assert main(["db", "upgrade", "--database", sqlite_url]) == 0
     assert "schema upgraded from nothing to" in capsys.readouterr().out
@@ -63,10 +69,11 @@ def test_db_upgrade_and_version(sqlite_url, capsys) -> None:
 
 def test_channels_add_list_enable_disable(plugins, sqlite_url, capsys) -> None:
     db = ["--database", sqlite_url]
+    assert main(["db", "upgrade", *db]) == 0
     config = '{"auth_token": "s3cret-token", "agent_mode": true}'
     assert main(["channels", "add", "sms", SMS_QUEUE, "--config", config, *db]) == 0
     assert "added sms channel" in capsys.readouterr().out
-    assert main(["channels", "add", "email", "https://sqs/1/email", "--inactive", *db]) == 0
+    assert main(["channels", "add", "email", EMAIL_QUEUE, "--inactive", *db]) == 0
     capsys.readouterr()
 
     assert main(["channels", "add", "sms", SMS_QUEUE, *db]) == 2
@@ -83,9 +90,12 @@ def test_channels_add_list_enable_disable(plugins, sqlite_url, capsys) -> None:
     assert listed[0]["config"] == {"auth_token": "***", "agent_mode": True}
 
     assert main(["channels", "disable", "sms", *db]) == 0
-    assert main(["channels", "enable", listed[1]["id"][:8], *db]) == 0
+    # An id prefix needs 6 characters: 5 are refused, and the message says why.
+    assert main(["channels", "enable", listed[1]["id"][:5], *db]) == 2
+    assert "at least 6 characters" in capsys.readouterr().err
+    assert main(["channels", "enable", listed[1]["id"][:6], *db]) == 0
     assert main(["channels", "enable", "nothing", *db]) == 2
-    capsys.readouterr()
+    assert "`commproc channels list` shows the ids" in capsys.readouterr().err
     assert main(["channels", "list", *db]) == 0
     table = capsys.readouterr().out
     assert "s3cret" not in table

@@ -97,9 +97,47 @@ def test_demo_runs_what_is_installed(monkeypatch, tmp_path, capsys) -> None:
     assert "email: 9 queue messages" not in out
 
 
+def test_summary_labels_say_what_each_count_counts(plugins, tmp_path, capsys) -> None:
+    assert main(["demo", "--quiet", "--database", f"sqlite:///{tmp_path / 'demo.db'}"]) == 0
+    out = capsys.readouterr().out
+    assert "communication events recorded (a STOP or HELP adds a keyword event to its message):" in out
+    assert "CHANNEL   EVENT TYPE                STATUS     RECORDS" in out
+    # Queue messages and the provider events they held are counted apart: 9 messages, 11 events.
+    assert (
+        "email: 9 queue messages received, 9 acknowledged, 0 left for retry; they held 11 provider events: "
+        "8 processed, 1 duplicate, 1 failed, 1 ignored"
+    ) in out
+    assert (
+        "sms: 10 queue messages received, 10 acknowledged, 0 left for retry; they held 10 provider events: "
+        "8 processed, 1 duplicate, 1 failed, 0 ignored"
+    ) in out
+
+
+def test_demo_deletes_only_its_own_database(plugins, tmp_path, capsys) -> None:
+    from commproc_core.stores.sql import upgrade
+
+    worker_db = tmp_path / "commproc.db"
+    upgrade(f"sqlite:///{worker_db}")
+    before = worker_db.read_bytes()
+    assert main(["demo", "--quiet", "--database", f"sqlite:///{worker_db}"]) == 2
+    err = capsys.readouterr().err
+    assert "is not a commproc demo database (it may be a worker's database)" in err
+    assert "pass --overwrite to delete it" in err
+    assert worker_db.read_bytes() == before
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database at all")
+    assert main(["demo", "--quiet", "--database", f"sqlite:///{notes}"]) == 2
+    assert notes.read_text() == "not a database at all"
+    # Asked explicitly, it goes; and a demo file is recreated without asking.
+    assert main(["demo", "--quiet", "--overwrite", "--database", f"sqlite:///{worker_db}"]) == 0
+    assert main(["demo", "--quiet", "--database", f"sqlite:///{worker_db}"]) == 0
+    assert main(["demo", "--quiet", "--database", f"sqlite:///{tmp_path}"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
 def test_demo_without_plugins(no_plugins, tmp_path, capsys) -> None:
     assert main(["demo", "--quiet", "--database", f"sqlite:///{tmp_path / 'demo.db'}"]) == 1
-    assert "pip install commproc-sms commproc-email" in capsys.readouterr().err
+    assert "python3 -m pip install ./src/commproc_sms ./src/commproc_email" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("url", ["postgresql://user@localhost/commproc", "sqlite://"])

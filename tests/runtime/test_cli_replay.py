@@ -64,12 +64,12 @@ def test_replay_sms_folder(plugins, tmp_path, capsys) -> None:
     assert events[9]["event_type"] == "invalid" and events[9]["record_status"] == "failed"
 
 
-def test_replay_email_files_in_the_order_given(plugins, tmp_path, capsys, sqlite_url) -> None:
+def test_replay_email_files_in_the_order_given(plugins, tmp_path, capsys, commproc_db) -> None:
     folder = samples(tmp_path, "email")
     files = [folder / name for name in ("08-ses-delivery-redelivered.json", "01-ses-delivery.json")]
     rest = [folder / n for n in ("02-ses-hard-bounce.json", "04-sendgrid-delivered-open-click.json")]
     rest += [folder / n for n in ("07-sns-subscription-confirmation.json", "09-invalid-truncated.json")]
-    code, lines = replay_json(capsys, "email", *map(str, files + rest), "--database", sqlite_url)
+    code, lines = replay_json(capsys, "email", *map(str, files + rest), "--database", commproc_db)
     assert code == 1
     assert [(line["outcome"], line["reason"]) for line in lines] == [
         ("processed", None),
@@ -88,7 +88,7 @@ def test_replay_email_files_in_the_order_given(plugins, tmp_path, capsys, sqlite
     assert ignored == []
     assert invalid[0]["provider"] == "unknown"
     # --database keeps the records.
-    store = SQLStore(sqlite_url)
+    store = SQLStore(commproc_db)
     with store.unit_of_work() as uow:
         assert uow.events.count(status="processed") == 5
     store.close()

@@ -158,3 +158,32 @@ def test_cold_start_imports_neither_boto3_nor_sqlalchemy() -> None:
     response, loaded = result.stdout.splitlines()
     assert json.loads(response) == {"batchItemFailures": []}
     assert json.loads(loaded) == []
+
+
+def test_store_layout_and_channel_config_come_from_the_environment(tmp_path, monkeypatch) -> None:
+    import sqlite3
+
+    from commproc_core.stores.sql import SQLStore, upgrade
+
+    path = tmp_path / "lambda.db"
+    url = f"sqlite:///{path}"
+    upgrade(url, table_prefix="cp_")
+    monkeypatch.setenv("COMMPROC_DATABASE_URL", url)
+    monkeypatch.setenv("COMMPROC_TABLE_PREFIX", "cp_")
+    factory = ProcessorFactory()
+    factory.register_processor("example", ExampleProcessor)
+    handler = make_handler("example", factory=factory, config={})
+    body = json.dumps({"id": "e1", "from": "+14155550100", "text": "hi"})
+    assert handler(sqs_event(body), None) == {"batchItemFailures": []}
+    store = SQLStore(url, table_prefix="cp_")
+    with store.unit_of_work() as uow:
+        assert uow.events.count(status="processed") == 1
+    store.close()
+    with sqlite3.connect(path) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    assert names and all(name.startswith("cp_") for name in names)
+
+    # The channel config in the environment is checked like `channels add` checks one.
+    monkeypatch.setenv("COMMPROC_CHANNEL_CONFIG", '{"prompt": "a\\u0000b"}')
+    with pytest.raises(ConfigError, match=r"contains a NUL character @ config.prompt"):
+        make_handler("example", factory=factory)

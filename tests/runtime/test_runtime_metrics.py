@@ -58,7 +58,7 @@ def test_health_readiness_and_metrics() -> None:
         assert (status, content_type) == (200, "application/json")
         assert json.loads(text) == {
             "status": "ok",
-            "pollers": {"total": 1, "alive": 1, "failing": 0},
+            "pollers": {"total": 1, "alive": 1, "failing": 0, "down": 0},
             "stopping": False,
         }
         status, _, text = get(base + "/readyz")

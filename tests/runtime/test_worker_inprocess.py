@@ -152,13 +152,20 @@ def test_store_outage_backs_off_then_recovers() -> None:
     store = MemoryStore()
     queue = MemoryQueue("memory://example", visibility_timeout=30)
     queue.send_batch([body(i) for i in range(3)])
-    worker = Worker([example(queue, store, retry_base_seconds=1)], backoff_base=0.2, backoff_max=0.2)
+    worker = Worker(
+        [example(queue, store, retry_base_seconds=1)], backoff_base=0.2, backoff_max=0.2, allow_degraded=True
+    )
     store.set_available(False)
     worker.start()
     try:
         time.sleep(0.5)
         assert worker.liveness()[1]["pollers"]["failing"] == 1
-        assert worker.readiness()[0] is False
+        ready, details = worker.readiness()
+        assert ready is False
+        assert details["store"] == "store_unavailable"
+        assert [(p["poller"], p["reason"]) for p in details["problems"]] == [
+            ("example-0", "store_unavailable")
+        ]
         # The batch was left on the queue for a retry, and the poller held back.
         assert queue.approximate_depth() + queue.in_flight() == 3
         assert queue.calls["DeleteMessageBatch"] == 0

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+import attrs
+
 from commproc_core.errors import (
     QueueCredentialsError,
     QueueError,
@@ -27,7 +29,15 @@ from commproc_core.errors import (
 from commproc_core.model import QueueMessage
 from commproc_core.ports import BatchResult, VisibilityChange
 
-__all__ = ["MAX_BATCH", "MAX_VISIBILITY_TIMEOUT", "QueueUnavailable", "SQSQueue", "region_from_queue_url"]
+__all__ = [
+    "MAX_BATCH",
+    "MAX_VISIBILITY_TIMEOUT",
+    "QueueUnavailable",
+    "SQSQueue",
+    "SendOutcome",
+    "region_from_queue_url",
+    "unsupported_operation",
+]
 
 logger = logging.getLogger("commproc.queue")
 
@@ -67,6 +77,17 @@ _THROTTLED = frozenset(
     }
 )
 
+#: Error codes (and HTTP statuses) of an endpoint that does not implement an API (SQS look-alikes).
+_UNSUPPORTED = frozenset(
+    {
+        "InvalidAction",
+        "UnsupportedOperation",
+        "UnknownOperationException",
+        "NotImplemented",
+        "NotImplementedError",
+    }
+)
+
 _METHODS = {
     "ReceiveMessage": "receive_message",
     "DeleteMessageBatch": "delete_message_batch",
@@ -90,6 +111,37 @@ def region_from_queue_url(queue_url: str) -> str | None:
     return match.group("a") or match.group("b")
 
 
+def unsupported_operation(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what it was raised from) says the endpoint lacks the API called.
+
+    SQS itself implements every action; emulators may not, and answer with
+    an unknown-action error, HTTP 404 or 501, or (moto's server) an HTML 500.
+    """
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, (NotImplementedError, AttributeError)):
+            return True
+        response = getattr(exc, "response", None)
+        if isinstance(response, Mapping):
+            error = response.get("Error") or {}
+            code = str(error.get("Code", ""))
+            status = int((response.get("ResponseMetadata") or {}).get("HTTPStatusCode", 0) or 0)
+            html = "<html" in str(error.get("Message", "")).lower()
+            if code in _UNSUPPORTED or status in (404, 501) or (status == 500 and html):
+                return True
+        exc = exc.__cause__
+        seen += 1
+    return False
+
+
+@attrs.frozen
+class SendOutcome:
+    """What SendMessageBatch did: ids of the entries sent, and (id, code, message) of those that failed."""
+
+    sent: tuple[str, ...]
+    failed: tuple[tuple[str, str, str], ...]
+
+
 def _clamp(value: int, low: int, high: int) -> int:
     return max(low, min(high, int(value)))
 
@@ -97,6 +149,11 @@ def _clamp(value: int, low: int, high: int) -> int:
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), MAX_BATCH):
         yield items[start : start + MAX_BATCH]
+
+
+def _snake(api: str) -> str:
+    # ListDeadLetterSourceQueues -> list_dead_letter_source_queues, as boto3 names its methods.
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", api).lower()
 
 
 def _short(handle: str) -> str:
@@ -180,10 +237,18 @@ class SQSQueue:
         max_messages: int = 10,
         wait_time_seconds: int = 20,
         visibility_timeout: int | None = None,
+        *,
+        attribute_names: Sequence[str] | None = None,
     ) -> list[QueueMessage]:
-        """Long-poll for up to ``max_messages`` (1-10), waiting up to ``wait_time_seconds`` (0-20)."""
+        """Long-poll for up to ``max_messages`` (1-10), waiting up to ``wait_time_seconds`` (0-20).
+
+        ``attribute_names`` replaces the system attributes asked for (``["All"]``
+        for everything, as the DLQ tools want).
+        """
         client = self.client
         names = list(_RECEIVE_ATTRIBUTES + _FIFO_ATTRIBUTES) if self._fifo else list(_RECEIVE_ATTRIBUTES)
+        if attribute_names is not None:
+            names = list(attribute_names)
         params: dict[str, Any] = {
             "QueueUrl": self._url,
             "MaxNumberOfMessages": _clamp(max_messages, 1, MAX_BATCH),
@@ -263,6 +328,38 @@ class SQSQueue:
             params["DelaySeconds"] = _clamp(delay_seconds, 0, 900)
         return str(self._call("SendMessage", params)["MessageId"])
 
+    def check(self) -> dict[str, str]:
+        """Every attribute of the queue; QueueNotFound (or another QueueError) if it does not answer."""
+        response = self._call("GetQueueAttributes", {"QueueUrl": self._url, "AttributeNames": ["All"]})
+        return {str(k): str(v) for k, v in (response.get("Attributes") or {}).items()}
+
+    def arn(self) -> str:
+        """The queue's ARN, asked of SQS."""
+        response = self._call("GetQueueAttributes", {"QueueUrl": self._url, "AttributeNames": ["QueueArn"]})
+        return str(response["Attributes"]["QueueArn"])
+
+    def send_batch(self, entries: Sequence[Mapping[str, Any]]) -> SendOutcome:
+        """SendMessageBatch, 10 entries per call; each entry is SQS's own shape and carries an ``Id``.
+
+        Failed entries are reported, never raised (SQS answers 200 with them).
+        """
+        sent: list[str] = []
+        failed: list[tuple[str, str, str]] = []
+        for chunk in _chunks(list(entries)):
+            response = self._call(
+                "SendMessageBatch", {"QueueUrl": self._url, "Entries": [dict(e) for e in chunk]}
+            )
+            sent.extend(str(item["Id"]) for item in response.get("Successful", ()))
+            failed.extend(
+                (str(item.get("Id", "")), str(item.get("Code", "Unknown")), str(item.get("Message", "")))
+                for item in response.get("Failed", ())
+            )
+        return SendOutcome(sent=tuple(sent), failed=tuple(failed))
+
+    def call(self, api: str, **params: Any) -> Any:
+        """Any SQS API by its name (``ListDeadLetterSourceQueues``...), errors mapped as for the others."""
+        return self._call(api, params)
+
     # -- internals --------------------------------------------------------------------
 
     def _attribute_param(self, client: Any) -> str:
@@ -314,7 +411,7 @@ class SQSQueue:
         client = self.client
         with self._lock:
             self.calls[api] += 1
-        method = getattr(client, _METHODS[api])
+        method = getattr(client, _METHODS.get(api) or _snake(api))
         try:
             return method(**params)
         except Exception as exc:

@@ -72,11 +72,22 @@ def record_to_message(record: Mapping[str, Any]) -> QueueMessage:
 
 
 def _store(url: str) -> Store:
-    store = _STORES.get(url)
+    from commproc_core.runtime.database import check_target, resolve_target
+
+    # $COMMPROC_SCHEMA and $COMMPROC_TABLE_PREFIX reach tables a host created in its own layout.
+    target = resolve_target(url or None)
+    key = f"{target.url}|{target.schema or ''}|{target.table_prefix}"
+    store = _STORES.get(key)
     if store is None:
         from commproc_core.stores.sql import open_store
 
-        store = _STORES[url] = open_store(url or None)
+        check_target(target)
+        options: dict[str, Any] = {}
+        if target.schema:
+            options["schema"] = target.schema
+        if target.table_prefix:
+            options["table_prefix"] = target.table_prefix
+        store = _STORES[key] = open_store(target.url, **options)
     return store
 
 
@@ -87,13 +98,10 @@ def _cached_processor(
     if not channel:
         raise ConfigError(f"no channel: call make_handler('sms') or set {CHANNEL_ENV}")
     if config is None:
+        from commproc_core.runtime.settings import config_from_text
+
         raw = os.environ.get(CONFIG_ENV, "")
-        try:
-            config = json.loads(raw) if raw else {}
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{CONFIG_ENV} is not valid JSON: {exc.msg}") from exc
-        if not isinstance(config, dict):
-            raise ConfigError(f"{CONFIG_ENV} must hold a JSON object")
+        config = config_from_text(raw, f"${CONFIG_ENV}") if raw else {}
     url = store_url or ""
     # A factory handed in may register its own processors: it is part of the key.
     key = (channel, url, json.dumps(config, sort_keys=True, default=str), id(factory))
@@ -139,8 +147,10 @@ def make_handler(
     ``channel_type`` defaults to ``$COMMPROC_CHANNEL``, ``config`` to the
     JSON in ``$COMMPROC_CHANNEL_CONFIG``, ``store_url`` to
     ``$COMMPROC_DATABASE_URL`` (use PostgreSQL: a Lambda's disk is not
-    shared). Pass ``processor`` to use one you built, or ``factory`` (a
-    ProcessorFactory, for example with registered processors or a sender).
+    shared), with ``$COMMPROC_SCHEMA`` and ``$COMMPROC_TABLE_PREFIX`` when the
+    tables live in a host's schema or under a prefix. Pass ``processor`` to
+    use one you built, or ``factory`` (a ProcessorFactory, for example with
+    registered processors or a sender).
     The processor is built now, during the container's init phase, and
     reused by every invocation the container serves.
     """

@@ -6,6 +6,11 @@ captured from a webhook). Inputs run in order, each in its own batch, so a
 later file sees what an earlier one recorded (a duplicate is reported as
 such).
 
+A file written by ``commproc dlq dump`` (a JSON object whose ``format`` is
+:data:`DUMP_FORMAT`) is recognised: its ``body`` is the queue message body,
+and its attributes and message attributes travel with it, as SQS delivered
+them. Any other file is taken as the body itself.
+
 A file's queue message id is derived from its content, so replaying the same
 dump twice records its failures once.
 """
@@ -13,7 +18,9 @@ dump twice records its failures once.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +29,19 @@ import attrs
 from commproc_core.errors import ConfigError
 from commproc_core.model import CommunicationEvent, QueueMessage
 
-__all__ = ["OUTCOMES", "ReplayInput", "ReplayResult", "event_fields", "read_inputs", "replay", "replay_iter"]
+__all__ = [
+    "DUMP_FORMAT",
+    "OUTCOMES",
+    "ReplayInput",
+    "ReplayResult",
+    "event_fields",
+    "read_inputs",
+    "replay",
+    "replay_iter",
+]
+
+#: The ``format`` of a message file written by ``commproc dlq dump``.
+DUMP_FORMAT = "commproc.sqs-message/1"
 
 #: MessageOutcome.outcome -> the replay outcome; a retry did not happen, so it failed.
 OUTCOMES = {
@@ -36,10 +55,39 @@ OUTCOMES = {
 
 @attrs.frozen
 class ReplayInput:
-    """One queue message body and where it came from."""
+    """One queue message body and where it came from (with its SQS attributes, from a DLQ dump)."""
 
     source: str
     body: str
+    attributes: Mapping[str, str] = attrs.field(factory=dict)
+    message_attributes: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def _from_dump(source: str, text: str) -> ReplayInput | None:
+    """The input a ``commproc dlq dump`` file holds; None when ``text`` is a plain body."""
+    if not text.lstrip().startswith("{") or DUMP_FORMAT not in text:
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or record.get("format") != DUMP_FORMAT:
+        return None
+    body = record.get("body")
+    attributes = record.get("attributes") or {}
+    message_attributes = record.get("message_attributes") or {}
+    if (
+        not isinstance(body, str)
+        or not isinstance(attributes, dict)
+        or not isinstance(message_attributes, dict)
+    ):
+        raise ConfigError(f"{source}: a dump file whose body or attributes are damaged")
+    return ReplayInput(
+        source=source,
+        body=body,
+        attributes={str(k): str(v) for k, v in attributes.items()},
+        message_attributes=message_attributes,
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -82,16 +130,25 @@ def read_inputs(paths: Iterable[str | Path]) -> list[ReplayInput]:
                 raise ConfigError(f"{file}: not UTF-8 text (a queue message body is text)") from exc
             except OSError as exc:
                 raise ConfigError(f"cannot read {file}: {exc.strerror or exc}") from exc
-            inputs.append(ReplayInput(source=file.name, body=body))
+            inputs.append(_from_dump(file.name, body) or ReplayInput(source=file.name, body=body))
     if not inputs:
         raise ConfigError("nothing to replay: the folders given hold no files")
     return inputs
 
 
 def _message(item: ReplayInput, queue_url: str) -> QueueMessage:
-    digest = hashlib.sha256(item.body.encode("utf-8")).hexdigest()[:32]
+    digest = hashlib.sha256(item.body.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     message_id = f"replay-{digest}"
-    return QueueMessage(message_id=message_id, receipt_handle=message_id, body=item.body, queue_url=queue_url)
+    sent = item.attributes.get("SentTimestamp", "")
+    return QueueMessage(
+        message_id=message_id,
+        receipt_handle=message_id,
+        body=item.body,
+        queue_url=queue_url,
+        sent_at=datetime.fromtimestamp(int(sent) / 1000, tz=timezone.utc) if sent.isdigit() else None,
+        attributes=dict(item.attributes),
+        message_attributes=dict(item.message_attributes),
+    )
 
 
 def _keyword_action(data: Mapping[str, Any]) -> str | None:

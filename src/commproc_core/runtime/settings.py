@@ -21,9 +21,7 @@ TOML is read with :mod:`tomllib` (``tomli`` on Python 3.10).
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,19 +29,34 @@ from typing import Any, TypeVar
 import attrs
 
 from commproc_core.errors import ConfigError
+from commproc_core.runtime.config_input import (
+    MAX_DEPTH,
+    config_from_text,
+    config_value_problems,
+    load_channel_config,
+    locate_crash,
+    path_key,
+    read_toml,
+    shown_value,
+    text_problem,
+)
 
 __all__ = [
     "ENV_PREFIX",
+    "MAX_DEPTH",
     "ChannelSpec",
     "WorkerSettings",
     "channel_overrides",
     "config_from_text",
+    "config_value_problems",
     "load_channel_config",
     "load_settings",
+    "locate_crash",
     "parse_channel_spec",
     "parse_duration",
     "parse_processor_spec",
     "read_toml",
+    "text_problem",
 ]
 
 ENV_PREFIX = "COMMPROC_"
@@ -104,6 +117,12 @@ class WorkerSettings:
     sender: str | None = None
     #: Seconds between outbox passes when the outbox is empty.
     outbox_interval: float = 1.0
+    #: PostgreSQL schema and table name prefix of commproc's tables (a host's layout).
+    schema: str | None = None
+    table_prefix: str = ""
+    #: Start even when a channel does not load or a queue does not answer; /readyz
+    #: then answers 503 naming them. Off: such a start-up fails, naming each problem.
+    allow_degraded: bool = False
 
 
 def parse_duration(text: str) -> float:
@@ -124,7 +143,7 @@ def parse_channel_spec(text: str) -> ChannelSpec:
     """``sms=https://sqs.../queue`` as a ChannelSpec with an empty config."""
     channel_type, sep, queue_url = text.partition("=")
     if not sep or not channel_type.strip() or not queue_url.strip():
-        raise ValueError(f"expected TYPE=QUEUE_URL, got {text!r}")
+        raise ValueError(f"expected TYPE=QUEUE_URL, got {shown_value(text)}")
     return ChannelSpec(channel_type=channel_type.strip(), queue_url=queue_url.strip())
 
 
@@ -132,7 +151,7 @@ def parse_processor_spec(text: str) -> tuple[str, str]:
     """``voice=acme.voice:VoiceProcessor`` as (channel type, import path)."""
     name, sep, target = text.partition("=")
     if not sep or not name.strip() or ":" not in target:
-        raise ValueError(f"expected NAME=module:Class, got {text!r}")
+        raise ValueError(f"expected NAME=module:Class, got {shown_value(text)}")
     return name.strip(), target.strip()
 
 
@@ -168,39 +187,42 @@ _FIELDS: dict[str, tuple[type, Callable[[Any], str | None] | None]] = {
     "depth_interval": (float, _positive),
     "sender": (str, None),
     "outbox_interval": (float, _positive),
+    "schema": (str, None),
+    "table_prefix": (str, None),
+    "allow_degraded": (bool, None),
 }
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _parse_env(kind: type, raw: str) -> Any:
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in _TRUE or lowered in _FALSE:
+            return lowered in _TRUE
+        raise ValueError(raw)
+    return kind(raw)
 
 
 def _typed(name: str, value: Any, where: str, problems: list[str]) -> Any:
     kind, check = _FIELDS[name]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool):
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         problems.append(f"expected {kind.__name__}, got {type(value).__name__} @ {where}")
+        return None
+    if isinstance(value, str) and text_problem(value):
+        problems.append(f"{text_problem(value)} @ {where}")
         return None
     if name == "log_level":
         value = str(value).upper()
     message = check(value) if check is not None else None
     if message:
-        problems.append(f"{message}, got {value!r} @ {where}")
+        shown = shown_value(value) if isinstance(value, str) else repr(value)
+        problems.append(f"{message}, got {shown} @ {where}")
         return None
     return value
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML file; ConfigError when it is missing or malformed."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # the same parser, as a dependency on Python 3.10
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as handle:
-            data: dict[str, Any] = tomllib.load(handle)
-            return data
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
 
 
 def _from_file(data: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
@@ -210,13 +232,20 @@ def _from_file(data: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
             values["channels"] = _channels_from_file(value, problems)
         elif key == "processors":
             if isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values()):
-                values["processors"] = dict(value)
+                found = [
+                    f"{text_problem(f'{k}={v}')} @ processors.{path_key(k)}"
+                    for k, v in value.items()
+                    if text_problem(f"{k}={v}")
+                ]
+                problems.extend(found)
+                if not found:
+                    values["processors"] = dict(value)
             else:
                 problems.append("expected a table of strings @ processors")
         elif key in _FIELDS:
             values[key] = _typed(key, value, key, problems)
         else:
-            problems.append(f"unknown setting @ {key}")
+            problems.append(f"unknown setting @ {path_key(key)}")
     return values
 
 
@@ -231,7 +260,7 @@ def _channels_from_file(value: Any, problems: list[str]) -> tuple[ChannelSpec, .
             problems.append(f"expected a table @ {where}")
             continue
         unknown = set(entry) - {"channel_type", "queue_url", "config"}
-        problems.extend(f"unknown key @ {where}.{key}" for key in sorted(unknown))
+        problems.extend(f"unknown key @ {where}.{path_key(key)}" for key in sorted(unknown))
         channel_type, queue_url = entry.get("channel_type"), entry.get("queue_url")
         config = entry.get("config", {})
         for name, field in (("channel_type", channel_type), ("queue_url", queue_url)):
@@ -241,8 +270,27 @@ def _channels_from_file(value: Any, problems: list[str]) -> tuple[ChannelSpec, .
             problems.append(f"expected a table @ {where}.config")
             continue
         if isinstance(channel_type, str) and isinstance(queue_url, str):
-            specs.append(ChannelSpec(channel_type=channel_type, queue_url=queue_url, config=dict(config)))
+            spec = ChannelSpec(channel_type=channel_type, queue_url=queue_url, config=dict(config))
+            found = spec_problems(spec, where, f"{where}.queue_url")
+            found += config_value_problems(spec.config, f"{where}.config")
+            problems.extend(found)
+            if not found:
+                specs.append(spec)
     return tuple(specs)
+
+
+def spec_problems(spec: ChannelSpec, where: str, url_where: str | None = None) -> list[str]:
+    """Problems of a channel spec's type and queue URL (the worker polls SQS), with their paths."""
+    from commproc_core.runtime.queue_urls import queue_url_problem
+
+    problems = []
+    problem = text_problem(spec.channel_type)
+    if problem:
+        problems.append(f"channel type {problem} @ {where}")
+    problem = text_problem(spec.queue_url) or queue_url_problem(spec.queue_url)
+    if problem:
+        problems.append(f"{problem} @ {url_where or where}")
+    return problems
 
 
 def _from_env(environ: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
@@ -255,14 +303,16 @@ def _from_env(environ: Mapping[str, str], problems: list[str]) -> dict[str, Any]
         value: Any = raw
         if kind is not str:
             try:
-                value = kind(raw)
+                value = _parse_env(kind, raw)
             except ValueError:
-                problems.append(f"expected {kind.__name__}, got {raw!r} @ ${variable}")
+                problems.append(f"expected {kind.__name__}, got {shown_value(raw)} @ ${variable}")
                 continue
         values[name] = _typed(name, value, f"${variable}", problems)
     try:
         channels = _env_list(environ, "COMMPROC_CHANNELS", parse_channel_spec)
-        if channels:
+        found = [p for spec in channels for p in spec_problems(spec, "$COMMPROC_CHANNELS")]
+        problems.extend(found)
+        if channels and not found:
             values["channels"] = tuple(channels)
     except ValueError as exc:
         problems.append(f"{exc} @ $COMMPROC_CHANNELS")
@@ -286,7 +336,10 @@ def _from_flags(flags: Mapping[str, Any], problems: list[str]) -> dict[str, Any]
         if value is None or (key in ("channels", "processors") and not value):
             continue
         if key == "channels":
-            values[key] = tuple(value)
+            found = [p for spec in value for p in spec_problems(spec, "--channel")]
+            problems.extend(found)
+            if not found:
+                values[key] = tuple(value)
         elif key == "processors":
             values[key] = dict(value)
         elif key in _FIELDS:
@@ -332,25 +385,3 @@ def channel_overrides(settings: WorkerSettings) -> dict[str, Any]:
         "heartbeat_fraction": settings.heartbeat,
     }
     return {key: value for key, value in pairs.items() if value is not None}
-
-
-def config_from_text(text: str, source: str) -> dict[str, Any]:
-    """A channel config given as JSON text; ConfigError naming ``source`` when it is not an object."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{source} is not valid JSON: {exc.msg} at position {exc.pos}") from exc
-    if not isinstance(value, dict):
-        raise ConfigError(f"{source} must hold a JSON object, got {type(value).__name__}")
-    return value
-
-
-def load_channel_config(path: str | Path) -> dict[str, Any]:
-    """A channel config from a ``.toml`` or JSON file."""
-    if str(path).endswith(".toml"):
-        return read_toml(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return config_from_text(text, str(path))

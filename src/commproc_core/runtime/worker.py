@@ -6,10 +6,17 @@ Each channel processor gets ``pollers`` threads. A poller receives a batch
 loops. A receive or batch that fails puts that poller into exponential
 backoff with jitter; the other pollers, and every other channel, go on.
 
+Starting checks every queue and the store once (see
+:mod:`~commproc_core.runtime.startup`): a problem stops the start-up, naming
+each, unless ``allow_degraded`` is set; then ``/readyz`` reports the failing
+pollers, the channels that did not load and the store, with a reason each,
+and the worker logs each change of readiness once.
+
 Stopping (SIGTERM, SIGINT or :meth:`Worker.stop`) stops receiving. A receive
 already in flight cannot be cut short, so a poller finishes it, processes and
 acknowledges what it returned, and exits: shutdown takes at most the
-channel's ``wait_time`` plus one batch. The default 20 s wait keeps empty
+channel's ``wait_time`` plus one batch. The worker says what it waits for,
+and a second signal stops waiting at once. The default 20 s wait keeps empty
 receives (and their cost) low; a shorter ``wait_time`` makes shutdown faster
 at the price of more empty receives. Both must stay well below the
 visibility timeout, and ``shutdown_timeout`` bounds the whole drain.
@@ -17,7 +24,6 @@ visibility timeout, and ``shutdown_timeout`` bounds the whole drain.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import random
 import signal
@@ -25,22 +31,28 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
-from commproc_core.errors import (
-    CommprocError,
-    ConfigError,
-    QueueError,
-)
+from commproc_core.errors import CommprocError, ConfigError, QueueError
 from commproc_core.ports import Store
 from commproc_core.redact import redact
+from commproc_core.runtime.masking import mask_urls
 from commproc_core.runtime.metrics import HealthServer, WorkerMetrics, create_metrics
-from commproc_core.runtime.settings import ChannelSpec, WorkerSettings, channel_overrides
-
-if TYPE_CHECKING:
-    from commproc_core.factory import ProcessorFactory
+from commproc_core.runtime.settings import WorkerSettings, channel_overrides
+from commproc_core.runtime.startup import (
+    ChannelProblem,
+    StartupError,
+    build_processors,
+    error_code,
+    load_channels,
+    load_object,
+    preflight,
+    queue_name,
+    stored_channels,
+)
+from commproc_core.runtime.worker_state import PollerState, QuietProbe, ReadinessLog, waiting_for
 
 __all__ = ["Worker", "build_processors", "load_object", "queue_name", "stored_channels"]
 
@@ -49,35 +61,10 @@ log = logging.getLogger("commproc.worker")
 #: Pause after an empty receive when a channel polls with wait_time 0, so an
 #: idle worker does not spin.
 IDLE_PAUSE = 0.5
+#: While stopping, how often the worker says what it still waits for (seconds).
+DRAIN_NOTE_INTERVAL = 5.0
 
-
-def load_object(target: str) -> Any:
-    """The object named ``module:attribute``; ConfigError when it cannot be imported."""
-    module_name, sep, attribute = target.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ConfigError(f"expected module:attribute, got {target!r}")
-    try:
-        value: Any = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            value = getattr(value, part)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot load {target!r}: {type(exc).__name__}: {exc}") from exc
-    return value
-
-
-def queue_name(queue_url: str | None) -> str:
-    """The last path segment of a queue URL: a metric label without the account id."""
-    return (queue_url or "-").rstrip("/").rsplit("/", 1)[-1] or "-"
-
-
-@attrs.define
-class _Poller:
-    processor: Any
-    channel: str
-    queue: str
-    thread: threading.Thread | None = None
-    failures: int = 0
-    batches: int = 0
+_SIGNAL_NAMES: dict[int, str] = {int(signal.SIGTERM): "SIGTERM", int(signal.SIGINT): "SIGINT (Ctrl-C)"}
 
 
 class Worker:
@@ -90,6 +77,12 @@ class Worker:
     outbox every ``outbox_interval`` seconds while it is empty, continuously
     while it is not. With ``owns_store`` (as :meth:`from_settings` sets it)
     :meth:`drain` closes the store too.
+
+    :meth:`start` first asks every queue (those with a ``check`` method, as
+    :class:`~commproc_core.queues.SQSQueue` has) and the store to answer. Any
+    problem, and any channel in ``down`` (channels that did not load), raises
+    :class:`~commproc_core.runtime.startup.StartupError` unless
+    ``allow_degraded`` is set; then the worker starts and ``/readyz`` reports them.
     """
 
     def __init__(
@@ -108,6 +101,8 @@ class Worker:
         dispatcher: Any = None,
         outbox_interval: float = 1.0,
         owns_store: bool = False,
+        allow_degraded: bool = False,
+        down: Sequence[ChannelProblem] = (),
     ) -> None:
         if not processors:
             raise ConfigError("the worker has no channels to poll")
@@ -125,39 +120,55 @@ class Worker:
         self.depth_interval = depth_interval
         self.dispatcher = dispatcher
         self.outbox_interval = outbox_interval
+        self.allow_degraded = allow_degraded
+        #: Channels that did not load: reported by /readyz for as long as the worker runs.
+        self.down: tuple[ChannelProblem, ...] = tuple(down)
         self._owns_store = owns_store
         self._metrics_address = None if metrics_port is None else (metrics_host, metrics_port)
         self.http: HealthServer | None = None
         self._stopping = threading.Event()
         self._signals = 0
-        self._pollers: list[_Poller] = []
+        self._last_signal: int | None = None
+        self._pollers: list[PollerState] = []
         self._helpers: list[threading.Thread] = []
         self._started = False
+        self._readiness_log = ReadinessLog()
+        self._quiet_probe = QuietProbe()
 
     # -- building from settings ---------------------------------------------------
 
     @classmethod
     def from_settings(cls, settings: WorkerSettings, *, store: Store | None = None) -> Worker:
-        """A worker for ``settings``: store, SQS queues, channels, sender, metrics endpoint."""
+        """A worker for ``settings``: store, SQS queues, channels, sender, metrics endpoint.
+
+        Every configured channel must load (or ``allow_degraded`` be set);
+        the store must exist with a current schema (``commproc db upgrade``).
+        """
         from commproc_core.factory import ProcessorFactory
 
         owns_store = store is None
         if store is None:
-            from commproc_core.stores.sql import open_store
+            from commproc_core.runtime.database import open_database, resolve_target
 
-            store = open_store(settings.database_url)
+            store = open_database(
+                resolve_target(settings.database_url, settings.schema, settings.table_prefix)
+            )
         try:
             sender = load_object(settings.sender)() if settings.sender else None
             factory = ProcessorFactory(store, queue_factory=_sqs_factory(settings), sender=sender)
             for name, target in settings.processors.items():
                 factory.register_processor(name, load_object(target))
             specs = settings.channels or stored_channels(store)
-            processors = build_processors(factory, specs, channel_overrides(settings))
-            if not processors:
+            processors, problems = load_channels(factory, specs, channel_overrides(settings))
+            if not processors and not problems:
                 raise ConfigError(
                     "no channel to poll: add one with `commproc channels add TYPE QUEUE_URL`, "
                     "or pass --channel TYPE=QUEUE_URL or a [[channels]] table in --config"
                 )
+            if problems and (not settings.allow_degraded or not processors):
+                for processor in processors:
+                    processor.close()
+                raise StartupError(problems)
             dispatcher = None
             if sender is not None:
                 from commproc_core.services.outbox import OutboxDispatcher
@@ -176,6 +187,8 @@ class Worker:
                 dispatcher=dispatcher,
                 outbox_interval=settings.outbox_interval,
                 owns_store=owns_store,
+                allow_degraded=settings.allow_degraded,
+                down=problems,
             )
         except BaseException:
             if owns_store:
@@ -185,10 +198,16 @@ class Worker:
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the pollers (and the outbox, depth sampler and HTTP server, when configured)."""
+        """Check queues and store, then start the pollers (and outbox, depth sampler, HTTP server)."""
         if self._started:
             raise RuntimeError("a Worker starts once")
+        problems = preflight(self.processors, self.store)
+        if (problems or self.down) and not self.allow_degraded:
+            raise StartupError([*self.down, *problems])
         self._started = True
+        logging.getLogger("commproc.store").addFilter(self._quiet_probe)
+        for problem in [*self.down, *problems]:
+            log.error("starting degraded: %s", problem)
         if self._metrics_address is not None:
             host, port = self._metrics_address
             try:
@@ -201,10 +220,16 @@ class Worker:
                 ) from exc
             self.http.start()
             log.info("health and metrics on %s (/healthz /readyz /metrics)", self.http.url)
+        failing = {(p.channel, p.queue): p for p in problems}
         for processor in self.processors:
             channel = str(getattr(processor, "channel_type", "") or type(processor).__name__)
+            queue = queue_name(processor.queue_url)
             for index in range(self.pollers_per_queue):
-                poller = _Poller(processor, channel, queue_name(processor.queue_url))
+                poller = PollerState(processor, channel, queue, index)
+                known = failing.get((channel, queue))
+                if known is not None:
+                    # Down from the start: /readyz says so before the first retry does.
+                    poller.fail(known.reason, known.reason)
                 poller.thread = threading.Thread(
                     target=self._poll, args=(poller,), name=f"commproc-{channel}-{index}", daemon=True
                 )
@@ -236,21 +261,40 @@ class Worker:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
+    def waiting_for(self) -> str:
+        """What the worker's threads are busy with, in words (what a stop waits for)."""
+        return waiting_for(self._pollers)
+
     def drain(self, timeout: float | None = None) -> bool:
-        """Stop, wait for in-flight batches, release resources; False if time ran out first."""
+        """Stop, wait for in-flight batches, release resources; False if time ran out first.
+
+        Says every few seconds what it still waits for; a second SIGTERM or
+        SIGINT stops the wait at once.
+        """
         self.stop()
         deadline = time.monotonic() + (self.shutdown_timeout if timeout is None else timeout)
         threads = [p.thread for p in self._pollers if p.thread is not None] + self._helpers
-        for thread in threads:
-            while thread.is_alive() and time.monotonic() < deadline and self._signals < 2:
-                thread.join(timeout=0.1)
+        next_note = time.monotonic() + DRAIN_NOTE_INTERVAL
+        while any(t.is_alive() for t in threads) and time.monotonic() < deadline and self._signals < 2:
+            next(t for t in threads if t.is_alive()).join(timeout=0.1)
+            if time.monotonic() >= next_note:
+                next_note += DRAIN_NOTE_INTERVAL
+                left = max(0, round(deadline - time.monotonic()))
+                log.info("still stopping, waiting for %s (gives up in %d s)", self.waiting_for(), left)
         stuck = [t.name for t in threads if t.is_alive()]
-        if stuck:
+        if stuck and self._signals >= 2:
+            log.warning(
+                "second signal: stopped without waiting for %s; their messages return to the queue "
+                "after the visibility timeout and are processed again (nothing is lost or applied twice)",
+                stuck,
+            )
+        elif stuck:
             log.error(
                 "shutdown gave up waiting for %s; their messages return after the visibility timeout", stuck
             )
         if self.http is not None:
             self.http.stop()
+        logging.getLogger("commproc.store").removeFilter(self._quiet_probe)
         for processor in self.processors:
             try:
                 processor.close()
@@ -274,7 +318,7 @@ class Worker:
                 raise
             while not self._stopping.is_set():
                 if self._signals:
-                    log.info("stopping: finishing in-flight batches (up to %ss)", self.shutdown_timeout)
+                    self._announce_stop()
                     self.stop()
                     break
                 time.sleep(0.1)
@@ -285,15 +329,28 @@ class Worker:
         log.info("worker stopped%s", "" if clean else " before in-flight work finished")
         return 0 if clean else 1
 
+    def _announce_stop(self) -> None:
+        name = _SIGNAL_NAMES.get(self._last_signal or 0, "a signal")
+        again = "Ctrl-C" if self._last_signal == signal.SIGINT else "the signal"
+        log.warning(
+            "stopping on %s: no new receives; waiting up to %s s for %s. A long poll cannot be cut short; "
+            "send %s again to stop at once (unfinished batches then return to their queues)",
+            name,
+            f"{self.shutdown_timeout:g}",
+            self.waiting_for(),
+            again,
+        )
+
     def _install_signals(self) -> dict[int, Any]:
         if threading.current_thread() is not threading.main_thread():
             return {}
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
-            # Only a counter: taking a lock (Event.set) inside a signal handler can
+            # Only counters: taking a lock (Event.set) inside a signal handler can
             # deadlock with the interrupted main thread; the run loop acts on it.
-            del signum, frame
+            del frame
             self._signals += 1
+            self._last_signal = signum
 
         return {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
 
@@ -302,7 +359,7 @@ class Worker:
     def _poller_status(self) -> dict[str, int]:
         alive = sum(1 for p in self._pollers if p.thread is not None and p.thread.is_alive())
         failing = sum(1 for p in self._pollers if p.failures)
-        return {"total": len(self._pollers), "alive": alive, "failing": failing}
+        return {"total": len(self._pollers), "alive": alive, "failing": failing, "down": len(self.down)}
 
     def liveness(self) -> tuple[bool, Mapping[str, Any]]:
         """Healthy while every poller thread runs (or the worker is stopping)."""
@@ -311,49 +368,67 @@ class Worker:
         return healthy, {"pollers": status, "stopping": self.stopping}
 
     def readiness(self) -> tuple[bool, Mapping[str, Any]]:
-        """Ready when started, not stopping, every poller alive and the store answers ``ping``."""
+        """Ready when every poller runs and receives, every channel loaded, and the store answers.
+
+        The details list each problem: a failing poller with its channel,
+        queue, error code and since when; a channel that did not load; the
+        store's error code. Each change of readiness is logged once.
+        """
         healthy, details = self.liveness()
         try:
-            self.store.ping()
+            with self._quiet_probe:
+                self.store.ping()
             store_state = "ok"
         except CommprocError as exc:
             store_state = getattr(exc, "code", "unavailable")
-            healthy = False
-        return healthy and not self.stopping, {**details, "store": store_state}
+        problems = [p.problem() for p in self._pollers if p.failures]
+        problems += [
+            {"channel": d.channel, "queue": d.queue, "poller": None, "reason": d.reason, "error": None}
+            for d in self.down
+        ]
+        ready = healthy and not self.stopping and store_state == "ok" and not problems
+        self._readiness_log.note(ready, problems, store_state, self.stopping)
+        return ready, {**details, "store": store_state, "problems": problems}
 
     # -- the threads --------------------------------------------------------------------
 
-    def _poll(self, poller: _Poller) -> None:
+    def _poll(self, poller: PollerState) -> None:
         processor = poller.processor
         settings = processor.settings
-        while not self._stopping.is_set():
-            try:
-                messages = processor.receive_messages(
-                    max_messages=settings.batch_size, wait_time=settings.wait_time
-                )
-            except Exception as exc:
-                self._trouble(poller, _error_code(exc), exc)
-                continue
-            if not messages:
-                self._recovered(poller)
-                if settings.wait_time == 0:
-                    self._stopping.wait(IDLE_PAUSE)
-                continue
-            # Even when a stop came during the receive, these messages are
-            # invisible to everyone else now: finish them rather than strand them.
-            try:
-                report = processor.process_batch(messages)
-            except Exception as exc:
-                self._trouble(poller, _error_code(exc), exc)
-                continue
-            poller.batches += 1
-            self.metrics.batch(poller.channel, poller.queue, messages, report)
-            if report.stats.retried == len(messages):
-                # Nothing of the batch was applied (store down, say): back off
-                # rather than receive and release messages in a tight loop.
-                self._trouble(poller, report.outcomes[0].reason or "retry", None)
-            else:
-                self._recovered(poller)
+        try:
+            while not self._stopping.is_set():
+                poller.doing("receiving")
+                try:
+                    messages = processor.receive_messages(
+                        max_messages=settings.batch_size, wait_time=settings.wait_time
+                    )
+                except Exception as exc:
+                    self._trouble(poller, error_code(exc), exc)
+                    continue
+                if not messages:
+                    self._recovered(poller)
+                    if settings.wait_time == 0:
+                        poller.doing("idle")
+                        self._stopping.wait(IDLE_PAUSE)
+                    continue
+                # Even when a stop came during the receive, these messages are
+                # invisible to everyone else now: finish them rather than strand them.
+                poller.doing("processing", len(messages))
+                try:
+                    report = processor.process_batch(messages)
+                except Exception as exc:
+                    self._trouble(poller, error_code(exc), exc)
+                    continue
+                poller.batches += 1
+                self.metrics.batch(poller.channel, poller.queue, messages, report)
+                if report.stats.retried == len(messages):
+                    # Nothing of the batch was applied (store down, say): back off
+                    # rather than receive and release messages in a tight loop.
+                    self._trouble(poller, report.outcomes[0].reason or "retry", None)
+                else:
+                    self._recovered(poller)
+        finally:
+            poller.doing("stopped")
 
     def backoff_delay(self, failures: int) -> float:
         """Exponential delay for the ``failures``-th consecutive failure, capped, with jitter."""
@@ -362,30 +437,40 @@ class Worker:
         # while pollers that failed together spread out.
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 (jitter, not security)
 
-    def _trouble(self, poller: _Poller, code: str, exc: BaseException | None) -> None:
-        poller.failures += 1
+    def _trouble(self, poller: PollerState, code: str, exc: BaseException | None) -> None:
+        due = poller.fail(code, type(exc).__name__ if exc is not None else code)
         self.metrics.poll_error(poller.channel, poller.queue, code)
         delay = self.backoff_delay(poller.failures)
-        detail = f": {type(exc).__name__}: {redact(str(exc))[:300]}" if exc is not None else ""
+        detail = (
+            f": {type(exc).__name__}: {mask_urls(redact(str(exc)[:600]))[:300]}" if exc is not None else ""
+        )
+        # Once when the trouble starts (or changes), then a reminder now and then; each
+        # retry in between only at DEBUG, so an outage does not flood the log.
         level = logging.ERROR if isinstance(exc, QueueError) or poller.failures >= 5 else logging.WARNING
         log.log(
-            level,
-            "%s poller on %s failed (%s, %d in a row)%s; retrying in %.1fs",
-            poller.channel,
+            level if due else logging.DEBUG,
+            "%s poller on %s failing (%s, %d in a row)%s; retrying in %.1fs",
+            poller.name,
             poller.queue,
             code,
             poller.failures,
             detail,
             delay,
         )
+        poller.doing("backoff")
         self._stopping.wait(delay)
 
-    def _recovered(self, poller: _Poller) -> None:
+    def _recovered(self, poller: PollerState) -> None:
         if poller.failures:
+            reason = poller.reason
+            failures = poller.recover()
             log.info(
-                "%s poller on %s recovered after %d failure(s)", poller.channel, poller.queue, poller.failures
+                "%s poller on %s recovered after %d failure(s) (%s)",
+                poller.name,
+                poller.queue,
+                failures,
+                reason,
             )
-            poller.failures = 0
 
     def _dispatch_outbox(self) -> None:
         failures = 0
@@ -409,18 +494,15 @@ class Worker:
                 try:
                     depth = processor.queue.approximate_depth()
                 except Exception as exc:  # a host's queue may raise; the sample is only skipped
-                    log.debug("depth of %s unavailable: %s", processor.queue_url, type(exc).__name__)
+                    log.debug(
+                        "depth of %s unavailable: %s", queue_name(processor.queue_url), type(exc).__name__
+                    )
                     continue
                 if depth is not None:
                     channel = str(processor.channel_type)
                     self.metrics.queue_depth(channel, queue_name(processor.queue_url), depth)
             if self._stopping.wait(self.depth_interval):
                 return
-
-
-def _error_code(exc: BaseException) -> str:
-    code = getattr(exc, "code", None)
-    return code if isinstance(code, str) else type(exc).__name__
 
 
 def _sqs_factory(settings: WorkerSettings) -> Callable[[str], Any]:
@@ -430,21 +512,3 @@ def _sqs_factory(settings: WorkerSettings) -> Callable[[str], Any]:
         return SQSQueue(queue_url, region_name=settings.region, endpoint_url=settings.endpoint_url)
 
     return make
-
-
-def stored_channels(store: Store) -> tuple[ChannelSpec, ...]:
-    """The active channel configurations of ``store``, oldest first."""
-    with store.unit_of_work() as uow:
-        configs = uow.channel_configs.find(is_active=True, order_by="created_at")
-    return tuple(
-        ChannelSpec(channel_type=c.channel_type, queue_url=c.queue_url, config=c.config) for c in configs
-    )
-
-
-def build_processors(
-    factory: ProcessorFactory, specs: Sequence[ChannelSpec], overrides: Mapping[str, Any]
-) -> list[Any]:
-    """A processor per spec, ``overrides`` applied to each config; broken channels are skipped."""
-    return factory.get_processors(
-        (spec.channel_type, spec.queue_url, {**spec.config, **overrides}) for spec in specs
-    )

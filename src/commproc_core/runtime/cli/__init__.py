@@ -13,12 +13,13 @@ from collections.abc import Sequence
 
 from commproc_core import __version__
 from commproc_core.errors import ChannelNotFound, CommprocError, ConfigError
-from commproc_core.runtime.cli import channels, db, demo, replay, run, stats
+from commproc_core.runtime.cli import channels, db, demo, dlq, replay, run, stats
 from commproc_core.runtime.cli._common import logging_restored
+from commproc_core.runtime.masking import mask_urls
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (run, demo, replay, channels, db, stats)
+_COMMANDS = (run, demo, replay, channels, db, stats, dlq)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,12 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         with logging_restored():
             code: int = handler(args)
     except (ConfigError, ChannelNotFound) as exc:
-        print(f"commproc: error: {exc}", file=sys.stderr)
+        print(f"commproc: error: {mask_urls(str(exc))}", file=sys.stderr)
         return 2
     except CommprocError as exc:
-        print(f"commproc: error: {exc}", file=sys.stderr)
+        print(f"commproc: error: {mask_urls(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        print("commproc: interrupted", file=sys.stderr)
         return 130
     return code
 

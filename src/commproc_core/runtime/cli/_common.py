@@ -1,4 +1,4 @@
-"""What the subcommands share: the --database option, logging, tables, errors.
+"""What the subcommands share: the database options, logging, tables, errors.
 
 Heavy imports (SQLAlchemy, boto3, the plugins) happen inside the functions,
 so ``commproc --help`` stays fast.
@@ -15,11 +15,14 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from commproc_core.redact import RedactingFilter
+from commproc_core.runtime.database import DatabaseTarget, resolve_target
+from commproc_core.runtime.masking import MaskingFormatter, mask_urls
 
 __all__ = [
     "JsonFormatter",
     "add_database",
     "configure_logging",
+    "database_target",
     "logging_restored",
     "open_store",
     "print_table",
@@ -30,13 +33,32 @@ DATABASE_HELP = "database URL (default: $COMMPROC_DATABASE_URL, then sqlite:///c
 
 
 def add_database(parser: argparse.ArgumentParser, help_text: str = DATABASE_HELP) -> None:
+    """``--database``, ``--schema`` and ``--table-prefix``: where commproc's tables are."""
     parser.add_argument("--database", metavar="URL", default=None, help=help_text)
+    parser.add_argument(
+        "--schema",
+        metavar="NAME",
+        default=None,
+        help="PostgreSQL schema holding commproc's tables (default: $COMMPROC_SCHEMA, else the search path)",
+    )
+    parser.add_argument(
+        "--table-prefix",
+        metavar="PREFIX",
+        default=None,
+        help="prefix of commproc's table names (default: $COMMPROC_TABLE_PREFIX, else none)",
+    )
 
 
-def open_store(url: str | None) -> Any:
-    from commproc_core.stores.sql import open_store as _open
+def database_target(args: argparse.Namespace) -> DatabaseTarget:
+    """The database the options (or the environment) name."""
+    return resolve_target(args.database, args.schema, args.table_prefix)
 
-    return _open(url)
+
+def open_store(args: argparse.Namespace) -> Any:
+    """The store the options name; its schema must exist and be current (nothing is created)."""
+    from commproc_core.runtime.database import open_database
+
+    return open_database(database_target(args))
 
 
 class JsonFormatter(logging.Formatter):
@@ -52,7 +74,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return mask_urls(json.dumps(entry, ensure_ascii=False))
 
 
 class _CliHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -60,13 +82,17 @@ class _CliHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def configure_logging(level: str = "WARNING", log_format: str = "text", stream: TextIO | None = None) -> None:
-    """Log ``commproc.*`` to ``stream`` (stderr) through a RedactingFilter, in text or JSON."""
+    """Log ``commproc.*`` to ``stream`` (stderr) through a RedactingFilter, in text or JSON.
+
+    Every line, tracebacks included, has URL passwords and secret query values masked.
+    """
     handler = _CliHandler(stream or sys.stderr)
     handler.addFilter(RedactingFilter())
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        text = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        handler.setFormatter(MaskingFormatter(text))
     root = logging.getLogger("commproc")
     for old in [h for h in root.handlers if isinstance(h, _CliHandler)]:
         root.removeHandler(old)
@@ -103,5 +129,5 @@ def print_table(rows: Sequence[Sequence[Any]], out: TextIO | None = None) -> Non
 
 def usage_error(message: str) -> int:
     """Print ``message`` as a usage error; the exit code for it (2)."""
-    print(f"commproc: error: {message}", file=sys.stderr)
+    print(f"commproc: error: {mask_urls(message)}", file=sys.stderr)
     return 2

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from commproc_core.errors import ConfigError
 from commproc_core.factory import ProcessorFactory
 from commproc_core.runtime.cli._common import add_database, configure_logging, print_table, usage_error
+from commproc_core.runtime.masking import mask_config, mask_urls
 
-__all__ = ["mask_config", "register"]
+__all__ = ["MIN_ID_PREFIX", "mask_config", "register"]
 
-#: Config keys whose values are never printed.
-_SECRET_WORDS = ("token", "secret", "password", "key")
+#: The shortest id prefix ``enable`` and ``disable`` accept: shorter ones match too easily.
+MIN_ID_PREFIX = 6
 
 
 def register(subparsers: Any) -> None:
@@ -49,7 +49,12 @@ def register(subparsers: Any) -> None:
         "by the channel's plugin first; every problem is reported with its field path.",
     )
     add.add_argument("channel_type", metavar="TYPE", help="channel type (sms, email, ...)")
-    add.add_argument("queue_url", metavar="QUEUE_URL", help="the SQS queue URL")
+    add.add_argument(
+        "queue_url",
+        metavar="QUEUE_URL",
+        help="the SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT_ID/NAME, or an SQS-compatible "
+        "endpoint's), or memory://NAME for a host application's own in-process queue",
+    )
     source = add.add_mutually_exclusive_group()
     source.add_argument(
         "--config", metavar="JSON", help="channel config as JSON, e.g. '{\"agent_mode\": true}'"
@@ -66,8 +71,9 @@ def register(subparsers: Any) -> None:
         toggle = commands.add_parser(
             name,
             help=f"{name} a stored channel configuration",
-            description=f"{name.capitalize()} the configuration named by its id (or an id prefix), or by "
-            "its channel type when only one configuration has that type.",
+            description=f"{name.capitalize()} the configuration named by its id, by an id prefix of at "
+            f"least {MIN_ID_PREFIX} characters (`channels list` shows the first 12), or by its channel type "
+            "when only one configuration has that type.",
         )
         toggle.add_argument("selector", metavar="ID_OR_TYPE")
         add_database(toggle)
@@ -79,7 +85,10 @@ def list_plugins(args: argparse.Namespace) -> int:
     factory = ProcessorFactory()
     infos = factory.list_channels()
     if not infos:
-        print("no channels installed (pip install commproc-sms commproc-email)")
+        print(
+            "no channels installed: install commproc-sms and commproc-email "
+            "(from a checkout: python3 -m pip install ./src/commproc_sms ./src/commproc_email)"
+        )
         return 0
     rows = [("CHANNEL", "DISTRIBUTION", "VERSION", "STATUS")]
     broken = False
@@ -96,24 +105,11 @@ def list_plugins(args: argparse.Namespace) -> int:
     return 1 if broken else 0
 
 
-def mask_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` with the values of secret-looking keys (tokens, keys, passwords) masked."""
-    masked: dict[str, Any] = {}
-    for key, value in config.items():
-        if any(word in key.lower() for word in _SECRET_WORDS) and value:
-            masked[key] = "***"
-        elif isinstance(value, Mapping):
-            masked[key] = mask_config(value)
-        else:
-            masked[key] = value
-    return masked
-
-
 def list_configs(args: argparse.Namespace) -> int:
     from commproc_core.runtime.cli._common import open_store
 
     configure_logging("WARNING")
-    store = open_store(args.database)
+    store = open_store(args)
     try:
         with store.unit_of_work() as uow:
             configs = uow.channel_configs.find(order_by="created_at")
@@ -124,7 +120,7 @@ def list_configs(args: argparse.Namespace) -> int:
             entry = {
                 "id": c.id,
                 "channel_type": c.channel_type,
-                "queue_url": c.queue_url,
+                "queue_url": mask_urls(c.queue_url),
                 "is_active": c.is_active,
                 "config": mask_config(c.config),
             }
@@ -136,7 +132,13 @@ def list_configs(args: argparse.Namespace) -> int:
     rows = [("ID", "TYPE", "ACTIVE", "QUEUE", "CONFIG KEYS")]
     for c in configs:
         rows.append(
-            (c.id[:12], c.channel_type, "yes" if c.is_active else "no", c.queue_url, ",".join(c.config))
+            (
+                c.id[:12],
+                c.channel_type,
+                "yes" if c.is_active else "no",
+                mask_urls(c.queue_url),
+                ",".join(str(k) for k in c.config),
+            )
         )
     print_table(rows)
     return 0
@@ -152,6 +154,38 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return {}
 
 
+def _checked_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The config, after every check that needs no database: text, queue URL shape, plugin settings."""
+    from commproc_core.runtime.queue_urls import queue_url_problem
+    from commproc_core.runtime.settings import text_problem
+
+    for name, value in (("TYPE", args.channel_type), ("QUEUE_URL", args.queue_url)):
+        problem = text_problem(value)
+        if problem:
+            raise ConfigError(f"{name} {problem}")
+    problem = queue_url_problem(args.queue_url, allow_memory=True)
+    if problem:
+        raise ConfigError(f"QUEUE_URL: {problem}")
+    config = _config_from_args(args)
+    factory = ProcessorFactory()
+    try:
+        factory.validate_processor_config(args.channel_type, config, raise_on_error=True)
+    except (ConfigError, LookupError):
+        raise
+    except Exception as exc:
+        # A plugin's settings check that breaks on an odd value must still end in a
+        # clear error naming the field, not a traceback; the value itself is never echoed.
+        from commproc_core.runtime.settings import locate_crash
+
+        where = locate_crash(lambda c: factory.validate_processor_config(args.channel_type, c), config)
+        raise ConfigError(
+            f"invalid config for channel {args.channel_type!r}: the {args.channel_type} plugin could not "
+            f"check the value ({type(exc).__name__}); check its type against the channel's documentation"
+            + (f" @ {where}" if where else "")
+        ) from exc
+    return config
+
+
 def add_config(args: argparse.Namespace) -> int:
     import attrs
 
@@ -159,10 +193,9 @@ def add_config(args: argparse.Namespace) -> int:
     from commproc_core.runtime.cli._common import open_store
 
     configure_logging("WARNING")
-    config = _config_from_args(args)
-    store = open_store(args.database)
+    config = _checked_arguments(args)
+    store = open_store(args)
     try:
-        ProcessorFactory(store).validate_processor_config(args.channel_type, config, raise_on_error=True)
         with store.unit_of_work() as uow:
             existing = uow.channel_configs.find_one(channel_type=args.channel_type, queue_url=args.queue_url)
             if existing is not None and not args.replace:
@@ -188,7 +221,12 @@ def add_config(args: argparse.Namespace) -> int:
         store.close()
     verb = "replaced" if existing is not None else "added"
     state = "active" if stored.is_active else "inactive"
-    print(f"{verb} {stored.channel_type} channel {stored.id} ({state}) on {stored.queue_url}")
+    print(f"{verb} {stored.channel_type} channel {stored.id} ({state}) on {mask_urls(stored.queue_url)}")
+    if stored.queue_url.startswith("memory://"):
+        print(
+            "note: `commproc run` polls SQS and will refuse this memory:// queue; only a host application "
+            "whose queue factory serves it can use this configuration"
+        )
     return 0
 
 
@@ -199,16 +237,24 @@ def set_active(args: argparse.Namespace) -> int:
     from commproc_core.runtime.cli._common import open_store
 
     configure_logging("WARNING")
-    store = open_store(args.database)
+    store = open_store(args)
     try:
         with store.unit_of_work() as uow:
             configs = uow.channel_configs.find(order_by="created_at")
-            chosen = [c for c in configs if c.id.startswith(args.selector) and len(args.selector) >= 6]
+            long_enough = len(args.selector) >= MIN_ID_PREFIX
+            chosen = [c for c in configs if long_enough and c.id.startswith(args.selector)]
             chosen = chosen or [c for c in configs if c.channel_type == args.selector]
             if not chosen:
-                raise ConfigError(f"no stored channel configuration matches {args.selector!r}")
+                hint = (
+                    f" (an id prefix needs at least {MIN_ID_PREFIX} characters)"
+                    if not long_enough and any(c.id.startswith(args.selector) for c in configs)
+                    else "; `commproc channels list` shows the ids"
+                )
+                raise ConfigError(f"no stored channel configuration matches {args.selector!r}{hint}")
             if len(chosen) > 1:
-                listed = ", ".join(f"{c.id[:12]} ({c.channel_type} on {c.queue_url})" for c in chosen)
+                listed = ", ".join(
+                    f"{c.id[:12]} ({c.channel_type} on {mask_urls(c.queue_url)})" for c in chosen
+                )
                 return usage_error(f"{args.selector!r} matches several configurations: {listed}; give an id")
             config = uow.channel_configs.update(
                 attrs.evolve(chosen[0], is_active=args.active, updated_at=utcnow())
@@ -217,5 +263,5 @@ def set_active(args: argparse.Namespace) -> int:
     finally:
         store.close()
     state = "enabled" if config.is_active else "disabled"
-    print(f"{state} {config.channel_type} channel {config.id} on {config.queue_url}")
+    print(f"{state} {config.channel_type} channel {config.id} on {mask_urls(config.queue_url)}")
     return 0

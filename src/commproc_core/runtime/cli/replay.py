@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from commproc_core.errors import ConfigError
-from commproc_core.runtime.cli._common import configure_logging
+from commproc_core.runtime.cli._common import add_database, configure_logging, database_target, open_store
 
 __all__ = ["register"]
 
@@ -22,8 +22,10 @@ Process each file (or every file of a folder, in name order) as one queue
 message body, in order, through CHANNEL's processor: how to re-drive a DLQ
 dump or try a payload you captured. Nothing is read from or deleted on a queue.
 
-Without --database the records go to a throw-away SQLite file. With --json
-each input gives one line:
+A file saved by `commproc dlq dump` is recognised: its body is replayed with
+the attributes SQS delivered it with. Without --database the records go to a
+throw-away SQLite file; --database must name an existing commproc database
+(`commproc db upgrade` creates one). With --json each input gives one line:
   {"source": FILE, "outcome": "processed"|"duplicate"|"rejected"|"ignored"|"failed",
    "reason": ERROR_CODE|null, "events": [...]}
 
@@ -61,8 +63,9 @@ def register(subparsers: Any) -> None:
     )
     _common(replay)
     replay.add_argument("paths", metavar="PATH", nargs="+", help="a body file, or a folder of them")
-    replay.add_argument(
-        "--database", metavar="URL", help="store the records here (default: a throw-away SQLite file)"
+    add_database(
+        replay,
+        "store the records in this existing commproc database (default: a throw-away SQLite file)",
     )
     replay.set_defaults(handler=run_replay)
     inspect = subparsers.add_parser(
@@ -73,23 +76,25 @@ def register(subparsers: Any) -> None:
     )
     _common(inspect)
     inspect.add_argument("paths", metavar="FILE", nargs=1, help="the queue message body")
-    inspect.set_defaults(handler=run_inspect, database=None)
+    inspect.set_defaults(handler=run_inspect, database=None, schema=None, table_prefix=None)
 
 
 @contextmanager
-def _store(url: str | None, *, memory: bool) -> Iterator[Any]:
+def _store(args: argparse.Namespace, *, memory: bool) -> Iterator[Any]:
     if memory:
         from commproc_core.stores import MemoryStore
 
         yield MemoryStore()
         return
-    from commproc_core.stores.sql import open_store
-
     folder = None
-    if url is None:
+    if args.database is None:
+        from commproc_core.stores.sql import SQLStore
+
+        # The command's own throw-away file: the one database replay creates tables in.
         folder = tempfile.mkdtemp(prefix="commproc-replay-")
-        url = f"sqlite:///{Path(folder) / 'replay.db'}"
-    store = open_store(url)
+        store = SQLStore(f"sqlite:///{Path(folder) / 'replay.db'}", auto_upgrade=True)
+    else:
+        store = open_store(args)
     try:
         yield store
     finally:
@@ -121,15 +126,20 @@ def _human(result: Any) -> str:
 
 
 def _run(args: argparse.Namespace, *, memory: bool) -> int:
+    from commproc_core.runtime.progress import Progress
     from commproc_core.runtime.replay import read_inputs, replay_iter
 
     configure_logging("WARNING")
     inputs = read_inputs(args.paths)
     bad = 0
-    with _store(args.database, memory=memory) as store:
+    # On a terminal the result lines are the progress; redirected, a line on stderr shows it.
+    progress = Progress(
+        sys.stderr, "replay", unit="files", enabled=None if not sys.stdout.isatty() else False
+    )
+    with _store(args, memory=memory) as store:
         processor = _processor(args, store)
         try:
-            for result in replay_iter(processor, inputs):
+            for done, result in enumerate(replay_iter(processor, inputs), 1):
                 bad += result.outcome in ("rejected", "failed")
                 if args.json:
                     print(json.dumps(result.as_dict(), default=str), flush=True)
@@ -137,10 +147,16 @@ def _run(args: argparse.Namespace, *, memory: bool) -> int:
                     print(json.dumps(result.as_dict(), indent=2, default=str))
                 else:
                     print(_human(result), flush=True)
+                progress.update(done, len(inputs), f"{bad} rejected or failed")
         finally:
+            progress.close()
             processor.close()
     if not args.json and not memory:
-        where = args.database or "a throw-away database (pass --database URL to keep the records)"
+        where = (
+            database_target(args).describe()
+            if args.database
+            else "a throw-away database (pass --database URL to keep the records)"
+        )
         print(f"{len(inputs)} input(s), {bad} rejected or failed; records in {where}", file=sys.stderr)
     return 1 if bad else 0
 

@@ -21,13 +21,21 @@ AWS region, credentials and endpoint come from boto3's own configuration
 (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_SQS ...) unless --region or
 --endpoint-url is given.
 
-On SIGTERM the worker stops receiving, finishes and acknowledges in-flight
-batches, and exits 0. A poll in progress is not cut short, so stopping takes
-up to the wait time (20 s by default) plus one batch: lower --wait-time for
-faster shutdowns at the price of more empty receives.
+At start-up every channel must load, every queue and the database must
+answer, and the database must hold a current schema (`commproc db upgrade`):
+otherwise the worker exits 2 naming each problem. --allow-degraded starts it
+anyway; /readyz then answers 503 with the reason of each poller, channel or
+database at fault.
+
+On SIGTERM or Ctrl-C the worker stops receiving, finishes and acknowledges
+in-flight batches, and exits 0. A poll in progress is not cut short, so
+stopping takes up to the wait time (20 s by default) plus one batch; the
+worker says what it waits for, and a second Ctrl-C stops at once (unfinished
+batches return to their queue after the visibility timeout). Lower
+--wait-time for faster shutdowns at the price of more empty receives.
 
 Exit codes: 0 stopped cleanly, 1 failed (or in-flight work did not finish
-within --shutdown-timeout), 2 bad configuration."""
+within --shutdown-timeout), 2 bad configuration or a start-up check failed."""
 
 
 def register(subparsers: Any) -> None:
@@ -41,6 +49,15 @@ def register(subparsers: Any) -> None:
     add("--config", metavar="FILE", help="TOML settings file (see docs/running.md)")
     add(
         "--database", dest="database_url", metavar="URL", help="database URL (default: sqlite:///commproc.db)"
+    )
+    add("--schema", metavar="NAME", help="PostgreSQL schema of commproc's tables (default: the search path)")
+    add("--table-prefix", metavar="PREFIX", help="prefix of commproc's table names (default: none)")
+    add(
+        "--allow-degraded",
+        action="store_true",
+        default=None,
+        help="start even if a channel does not load or a queue or the database does not answer; "
+        "/readyz then answers 503 naming them",
     )
     add(
         "--channel",
@@ -94,6 +111,9 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "metrics_port",
         "metrics_host",
         "sender",
+        "schema",
+        "table_prefix",
+        "allow_degraded",
     )
     flags: dict[str, Any] = {name: getattr(args, name) for name in names}
     try:

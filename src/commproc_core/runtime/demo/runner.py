@@ -4,13 +4,20 @@ No AWS account and no server: the events go onto in-memory queues
 (:class:`~commproc_core.queues.MemoryQueue`, SQS semantics), the installed
 channel plugins process them exactly as in production, and the records land
 in a fresh SQLite file the user can open afterwards.
+
+The demo recreates its file on every run, so it marks the files it creates
+(SQLite's ``application_id`` header field) and deletes only a file carrying
+that mark: pointed at a worker's ``commproc.db`` by mistake, it refuses
+unless told ``overwrite``.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from collections import Counter
 from collections.abc import Mapping
+from contextlib import closing
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,6 +30,9 @@ from commproc_core.pipeline.stats import ProcessingStats
 __all__ = ["DEFAULT_DATABASE", "DEMO_CHANNELS", "DemoSummary", "bundled_events", "format_summary", "run_demo"]
 
 DEFAULT_DATABASE = "sqlite:///commproc-demo.db"
+
+#: The ``application_id`` of a demo database ("cmpd"): the mark that lets the demo delete it.
+DEMO_APPLICATION_ID = 0x636D7064
 
 #: The channels the demo runs, with the config each gets. SMS turns the agent
 #: on with its built-in template reply, so regular messages get an answer
@@ -64,8 +74,20 @@ class DemoSummary:
     outbox: int
 
 
-def _fresh_database(url: str) -> str:
-    """Delete the demo's SQLite file (and its journal files); the URL to open."""
+def _application_id(path: Path) -> int | None:
+    """The ``application_id`` of a SQLite file, read-only; None when it is no SQLite database."""
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            return int(conn.execute("PRAGMA application_id").fetchone()[0])
+    except sqlite3.Error:
+        return None
+
+
+def _fresh_database(url: str, *, overwrite: bool = False) -> str:
+    """Delete the demo's SQLite file (and its journal files), create it marked; the URL to open.
+
+    A file that is not a demo database is deleted only with ``overwrite``.
+    """
     if url.split(":", 1)[0] == "memory":
         return url
     from sqlalchemy.engine import make_url
@@ -77,8 +99,19 @@ def _fresh_database(url: str) -> str:
             f"(sqlite:///path/demo.db) or memory://, not {parsed.render_as_string(hide_password=True)}"
         )
     path = Path(parsed.database)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; the demo needs a file name (sqlite:///path/demo.db)")
+    if path.exists() and not overwrite and _application_id(path) != DEMO_APPLICATION_ID:
+        raise ConfigError(
+            f"{path} exists and is not a commproc demo database (it may be a worker's database); the demo "
+            "deletes and recreates its file, so it leaves this one alone. Choose another --database, or "
+            "pass --overwrite to delete it"
+        )
     for suffix in ("", "-wal", "-shm", "-journal"):
         path.with_name(path.name + suffix).unlink(missing_ok=True)
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute(f"PRAGMA application_id = {DEMO_APPLICATION_ID}")
+        conn.commit()
     return str(parsed.set(database=str(path.resolve())).render_as_string(hide_password=False))
 
 
@@ -132,18 +165,21 @@ def run_demo(
     processors: Mapping[str, type] | None = None,
     progress: TextIO | None = sys.stderr,
     clock: Any = None,
+    overwrite: bool = False,
 ) -> DemoSummary:
     """Run the bundled events through every demo channel that is installed; the summary.
 
     ``processors`` registers processor classes by channel type on top of
-    the installed plugins (for running from a source checkout).
+    the installed plugins (for running from a source checkout). An existing
+    file that is not a demo database is replaced only with ``overwrite``.
     """
     from commproc_core.factory import ProcessorFactory
     from commproc_core.queues import MemoryQueue
     from commproc_core.stores.sql import open_store
 
-    url = _fresh_database(database or DEFAULT_DATABASE)
-    store = open_store(url)
+    url = _fresh_database(database or DEFAULT_DATABASE, overwrite=overwrite)
+    # The demo's own fresh file: the one place outside `db upgrade` where tables are created.
+    store = open_store(url, auto_upgrade=True) if not url.startswith("memory") else open_store(url)
     queues: dict[str, MemoryQueue] = {}
     factory = ProcessorFactory(store, queue_factory=queues.__getitem__, clock=clock)
     for name, cls in (processors or {}).items():
@@ -186,18 +222,21 @@ def format_summary(summary: DemoSummary) -> str:
     for channel, reason in summary.missing.items():
         lines.append(f"{channel}: not run: {reason}")
     if summary.stats:
-        rows = [("CHANNEL", "EVENT TYPE", "STATUS", "COUNT")]
+        rows = [("CHANNEL", "EVENT TYPE", "STATUS", "RECORDS")]
         rows += [(*key, str(count)) for key, count in sorted(summary.events.items())]
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         lines.append("")
+        lines.append("communication events recorded (a STOP or HELP adds a keyword event to its message):")
         lines += [
-            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + f"  {row[3]:>5}"
+            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + f"  {row[3]:>7}"
             for row in rows
         ]
         lines.append("")
         for channel, s in summary.stats.items():
+            events = s.processed + s.duplicates + s.failed + s.ignored
             lines.append(
-                f"{channel}: {s.received} queue messages: {s.processed} events processed, "
+                f"{channel}: {s.received} queue messages received, {s.deleted} acknowledged, "
+                f"{s.retried} left for retry; they held {events} provider events: {s.processed} processed, "
                 f"{s.duplicates} duplicate, {s.failed} failed, {s.ignored} ignored"
             )
         t = summary.tables
