@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import string
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from commproc_core.errors import CommprocError
 from commproc_core.ports import AgentReply, AgentRequest
+
+if TYPE_CHECKING:
+    import urllib.error
 
 __all__ = ["DEFAULT_AGENT_PROMPT", "AgentResponderError", "OpenAIChatResponder", "TemplateResponder"]
 
@@ -119,6 +120,11 @@ class OpenAIChatResponder:
         return payload
 
     def respond(self, request: AgentRequest) -> AgentReply:
+        # urllib.request brings http.client, email and ssl: tens of milliseconds of
+        # imports that processors without an HTTP agent should not pay.
+        import urllib.error
+        import urllib.request
+
         data = json.dumps(self.build_payload(request)).encode("utf-8")
         headers = {"Content-Type": "application/json", "Accept": "application/json", **self._headers}
         if self._api_key:

@@ -350,9 +350,9 @@ def _describe(exc: BaseException, type_: Any) -> str:
         return f"unknown {'key' if len(names) == 1 else 'keys'} {shown}"
     if isinstance(exc, KeyError):
         return "required key missing"
-    if isinstance(exc, ValueError) and type_ is None and exc.args:
+    if type(exc) is ValueError and exc.args:
         # Raised by the settings class itself (__attrs_post_init__, a
-        # validator), which explains its own cross-field rules.
+        # validator, per item or per field), which explains its own rules.
         return str(exc.args[0])
     name = getattr(type_, "__name__", None)
     return f"expected {name}" if name else f"invalid value ({type(exc).__name__})"

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
+
 from commproc_core.errors import InvalidPayload, PermanentError, SignatureError
 from commproc_core.model import (
     Campaign,
@@ -316,6 +318,14 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
     def process_event(self, event_data: EmailEvent) -> CommunicationEvent:
         event = event_data
         self.log.debug("email %s event %s", event.provider, event.event_type)
+        if event.event_type == "unknown":
+            # Never guessed at: recorded as rejected with its own reason, the provider's event kept whole.
+            return attrs.evolve(
+                self._communication_event(event),
+                status="failed",
+                error_code="unknown_event_type",
+                error_detail=f"{event.provider} event type not known to commproc",
+            )
         if event.event_type == "inbound":
             return self._process_inbound(event)
         return self._process_delivery_event(event)

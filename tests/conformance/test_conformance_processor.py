@@ -22,6 +22,7 @@ WHATSAPP_USER_ID_ONLY = "sms-05-inbound-whatsapp-user-id-only.form"
 def database(tmp_path: Path) -> Iterator[tuple[str, SQLStore]]:
     url = f"sqlite:///{tmp_path / 'conformance.db'}"
     store = SQLStore(url, auto_upgrade=True)
+    store.check_schema()  # creates the database: replay refuses one that does not exist
     try:
         yield url, store
     finally:

@@ -217,12 +217,16 @@ def test_malformed_bodies_are_recorded_and_acknowledged(store: Any) -> None:
 
 
 def test_unknown_event_types_are_recorded_with_their_raw_event(store: Any) -> None:
+    # Never guessed at: recorded as rejected with a reason of its own, the raw event kept.
     item = {"email": "a@example.com", "timestamp": 1513299569, "event": "brand_new", "sg_event_id": "x1"}
     stats = run(processor(store), [[item]])
-    assert stats.processed == 1
+    assert stats.failed == 1 and stats.processed == 0
     (event,) = events(store)
-    assert (event.event_type, event.status) == ("unknown", "processed")
+    assert (event.event_type, event.status, event.error_code) == ("unknown", "failed", "unknown_event_type")
     assert event.data["raw"] == item
+    with store.unit_of_work() as uow:
+        (record,) = uow.processing_records.find()
+    assert (record.status, record.error_code) == ("failed", "unknown_event_type")
 
 
 def test_event_data_holds_the_normalized_facts(store: Any) -> None:

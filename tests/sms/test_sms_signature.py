@@ -402,7 +402,7 @@ def test_bad_secrets_are_config_problems_with_their_paths(config, problem):
 def test_blank_secret_problems_never_show_the_secret():
     problems = ProcessorFactory().validate_processor_config("sms", {"auth_tokens": ["s3cret", " \u00a0 "]})
     assert problems == [
-        "invalid value: must not be blank: anyone can sign with a secret of only whitespace @ config.auth_tokens[1]"
+        "must not be blank: anyone can sign with a secret of only whitespace @ config.auth_tokens[1]"
     ]
 
 

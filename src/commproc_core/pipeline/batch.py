@@ -320,9 +320,26 @@ class BatchRunner:
             self.recorder.failure(session, message, entry.index, error, entry.payload, tally)
             return
         duration = (time.perf_counter() - started) * 1000
-        self.recorder.record(session, message, entry.index, "processed", dedupe_key=key, duration_ms=duration)
         tally.events.append(recorded)
         tally.duplicates.append(False)
+        if recorded.status == "failed":
+            # The channel recorded the event itself as rejected (an event type it does
+            # not know, kept whole): a rejection, with the channel's reason.
+            code = recorded.error_code or "rejected"
+            self.recorder.record(
+                session,
+                message,
+                entry.index,
+                "failed",
+                dedupe_key=key,
+                error_code=code,
+                error_detail=recorded.error_detail,
+            )
+            tally.failed += 1
+            if tally.first_error is None:
+                tally.first_error, tally.first_detail = code, recorded.error_detail
+            return
+        self.recorder.record(session, message, entry.index, "processed", dedupe_key=key, duration_ms=duration)
         tally.processed += 1
 
     def _left(
