@@ -63,7 +63,7 @@ def packaging(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Throughput and queue API calls per message; `nox -s bench -- --store sqlite --events 5000`."""
+    """The benchmark of docs/performance.md; `nox -s bench -- --cases 'sms-*' --rounds 9`, `-- --help`."""
     _install_project(session)
     session.run("python", "benchmarks/pipeline.py", *session.posargs)
 
