@@ -147,13 +147,16 @@ def proxy_url(proxy: PgProxy) -> str:
 # -- running one request ----------------------------------------------------------------
 
 
-def run_request(case: Case, mode: str, quick: bool) -> dict[str, Any]:
-    """One timed round (``mode="time"``) or the counting pass (``"count"``) of ``case``."""
+def run_request(case: Case, mode: str, quick: bool, profiler: Any = None) -> dict[str, Any]:
+    """One timed round (``mode="time"``) or the counting pass (``"count"``) of ``case``.
+
+    ``profiler`` (a cProfile.Profile) runs while a ``drain`` case's queue is drained.
+    """
     size = case.size(quick)
     if case.kind == "import":
         return _import_time()
     if case.kind == "drain":
-        return _drain(case, size, count=mode == "count")
+        return _drain(case, size, count=mode == "count", profiler=profiler)
     if case.kind == "floor":
         return _floor(case, size, count=mode == "count")
     if case.kind == "roundtrips":
@@ -178,13 +181,17 @@ def _import_time() -> dict[str, Any]:
     return {"seconds": float(out.stdout.strip()), "events": 1}
 
 
-def _drain(case: Case, size: int, *, count: bool) -> dict[str, Any]:
+def _drain(case: Case, size: int, *, count: bool, profiler: Any = None) -> dict[str, Any]:
     assert case.channel is not None and case.store is not None
     load = workload(case.channel, size)
     if not count:
         with open_store(case.store) as store:
             processor = prepare(case.channel, load, store)
-            run = drain_timed(processor, load)
+            try:
+                run = drain_timed(processor, load, on_start=profiler.enable if profiler else None)
+            finally:
+                if profiler is not None:
+                    profiler.disable()
         return {
             "seconds": run.seconds,
             "cpu_seconds": run.cpu_seconds,

@@ -241,7 +241,11 @@ def floor_sqlite(events: int, *, multirow: bool = False, trace: Any = None) -> F
             if trace is not None:
                 conn.set_trace_callback(trace)
             started, cpu = time.perf_counter(), time.process_time()
-            _write(rows, cursor.execute, "?", "BEGIN IMMEDIATE", lambda: cursor.execute("COMMIT"), multirow)
+
+            def commit() -> None:
+                cursor.execute("COMMIT")
+
+            _write(rows, cursor.execute, "?", "BEGIN IMMEDIATE", commit, multirow)
             result = FloorResult(time.perf_counter() - started, time.process_time() - cpu, events)
             conn.set_trace_callback(None)
             return result

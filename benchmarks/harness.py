@@ -41,7 +41,7 @@ def null_processor_class() -> type[Any]:
     from commproc_core.model import CommunicationEvent
     from commproc_core.testing import ExampleProcessor
 
-    class NullProcessor(ExampleProcessor):  # type: ignore[misc]
+    class NullProcessor(ExampleProcessor):
         channel_type = "null"
 
         def process_event(self, event_data: Any) -> Any:

@@ -59,6 +59,7 @@ def serve() -> int:
     sys.stdout = sys.stderr  # stray prints must not garble the protocol
     for line in sys.stdin:
         request = json.loads(line)
+        answer: dict[str, Any]
         try:
             answer = {"ok": run_request(by_name[request["case"]], request["mode"], request["quick"])}
         except Exception as exc:
@@ -210,7 +211,7 @@ def _progress(args: argparse.Namespace, what: str, answer: dict[str, Any]) -> No
 
 
 def profile(name: str, quick: bool) -> int:
-    """One timed round of ``name`` in this process under cProfile; the top functions."""
+    """One timed round of ``name`` in this process, its drain under cProfile; the top functions."""
     import cProfile
     import pstats
 
@@ -218,10 +219,10 @@ def profile(name: str, quick: bool) -> int:
     from cases import run_request
 
     case = select(name)[0]
+    if case.kind != "drain":
+        raise SystemExit(f"--profile takes a case that drains a queue, not {case.name} ({case.kind})")
     profiler = cProfile.Profile()
-    profiler.enable()
-    result = run_request(case, "time", quick)
-    profiler.disable()
+    result = run_request(case, "time", quick, profiler=profiler)
     print(json.dumps(result))
     stats = pstats.Stats(profiler)
     stats.sort_stats("cumulative").print_stats(40)

@@ -318,7 +318,7 @@ def reference_counts(loads: dict[str, Workload]) -> dict[str, int]:
     from commproc_core.stores import MemoryStore
     from commproc_core.testing import drain, table_counts
 
-    store = MemoryStore()
+    store: Any = MemoryStore()
     for channel, load in loads.items():
         processor = prepare(channel, load, store)
         drain(processor)
