@@ -147,12 +147,15 @@ def proxy_url(proxy: PgProxy) -> str:
 # -- running one request ----------------------------------------------------------------
 
 
-def run_request(case: Case, mode: str, quick: bool, profiler: Any = None) -> dict[str, Any]:
+def run_request(
+    case: Case, mode: str, quick: bool, profiler: Any = None, events: int | None = None
+) -> dict[str, Any]:
     """One timed round (``mode="time"``) or the counting pass (``"count"``) of ``case``.
 
-    ``profiler`` (a cProfile.Profile) runs while a ``drain`` case's queue is drained.
+    ``profiler`` (a cProfile.Profile) runs while a ``drain`` case's queue is
+    drained; ``events`` replaces the case's own size.
     """
-    size = case.size(quick)
+    size = events or case.size(quick)
     if case.kind == "import":
         return _import_time()
     if case.kind == "drain":

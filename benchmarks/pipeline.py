@@ -61,7 +61,8 @@ def serve() -> int:
         request = json.loads(line)
         answer: dict[str, Any]
         try:
-            answer = {"ok": run_request(by_name[request["case"]], request["mode"], request["quick"])}
+            case = by_name[request["case"]]
+            answer = {"ok": run_request(case, request["mode"], request["quick"], events=request["events"])}
         except Exception as exc:
             answer = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
         out.write(MARK + json.dumps(answer) + "\n")
@@ -85,9 +86,11 @@ class Worker:
             cwd=str(HERE),
         )
 
-    def ask(self, case: Case, mode: str, quick: bool) -> dict[str, Any]:
+    def ask(self, case: Case, mode: str, args: argparse.Namespace) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps({"case": case.name, "mode": mode, "quick": quick}) + "\n")
+        events = args.events if case.kind != "import" else None
+        request = {"case": case.name, "mode": mode, "quick": args.quick, "events": events}
+        self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         for line in self.process.stdout:
             if line.startswith(MARK):
@@ -168,7 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if not case.counted:
                 continue
             for worker in workers:
-                answer = worker.ask(case, "count", args.quick)
+                answer = worker.ask(case, "count", args)
                 _store(results[case.name][worker.label], "counts", answer)
                 _progress(args, f"counted {case.name} [{worker.label}]", answer)
         for number in range(rounds):
@@ -177,7 +180,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if not case.timed:
                     continue
                 for worker in order:
-                    answer = worker.ask(case, "time", args.quick)
+                    answer = worker.ask(case, "time", args)
                     _store(results[case.name][worker.label], "rounds", answer)
                     _progress(args, f"round {number + 1}/{rounds} {case.name} [{worker.label}]", answer)
     info["load_after"] = os.getloadavg()
@@ -210,7 +213,7 @@ def _progress(args: argparse.Namespace, what: str, answer: dict[str, Any]) -> No
         print(f"  {what}: {state}", file=sys.stderr, flush=True)
 
 
-def profile(name: str, quick: bool) -> int:
+def profile(name: str, quick: bool, events: int | None) -> int:
     """One timed round of ``name`` in this process, its drain under cProfile; the top functions."""
     import cProfile
     import pstats
@@ -222,7 +225,7 @@ def profile(name: str, quick: bool) -> int:
     if case.kind != "drain":
         raise SystemExit(f"--profile takes a case that drains a queue, not {case.name} ({case.kind})")
     profiler = cProfile.Profile()
-    result = run_request(case, "time", quick, profiler=profiler)
+    result = run_request(case, "time", quick, profiler=profiler, events=events)
     print(json.dumps(result))
     stats = pstats.Stats(profiler)
     stats.sort_stats("cumulative").print_stats(40)
@@ -239,6 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small workloads, one round: a smoke test")
     parser.add_argument("--cases", help="comma-separated case names or patterns (default: all)")
+    parser.add_argument(
+        "--events", type=int, help="events per round for every case but import (queue messages for workers-*)"
+    )
     parser.add_argument("--compare", metavar="REV", help="also measure git revision REV, interleaved")
     parser.add_argument("--json", metavar="FILE", help="write every measurement and summary to FILE")
     parser.add_argument("--profile", metavar="CASE", help="run one round of CASE under cProfile")
@@ -256,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{case.name:<26}{case.kind:<12}{case.events:>7,}  {goal}")
         return 0
     if args.profile:
-        return profile(args.profile, args.quick)
+        return profile(args.profile, args.quick, args.events)
     result = run(args)
     print(render(result))
     if args.json:
