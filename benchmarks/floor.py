@@ -7,11 +7,11 @@ known sender (a first contact adds a lead, conversation, thread and two
 participants on top):
 
 * ``messages``: the inbound message (ids, direction, channel, provider,
-  provider message id, sender, recipient, a body of 20-200 characters,
+  provider message id, sender, recipient, a body of 30-180 characters,
   ``media`` and ``metadata`` JSON, status, timestamps);
 * ``events``: its communication event (ids, channel, provider, type, status,
   dedupe key, provider message id, sender, recipient, lead, conversation and
-  message ids, queue message id, timestamps, and ~500 bytes of ``data``
+  message ids, queue message id, timestamps, and ~650 bytes of ``data``
   JSON, the size the SMS channel stores);
 * ``processing_records``: the queue item's record (channel, queue message
   id, item index, status, attempts, dedupe key, timestamps, duration).
@@ -155,9 +155,9 @@ def rows_for(events: int, seed: int = 1) -> list[dict[str, tuple[Any, ...]]]:
             "account_sid": "AC" + "5e" * 16,
             "messaging_service_sid": "MG" + "7a" * 16,
             "signature_verified": False,
-            "from_kind": "phone",
-            "to_kind": "phone",
-            "extra": {"ApiVersion": "2010-04-01"},
+            "from_kind": "e164",
+            "to_kind": "e164",
+            "extra": {"SmsMessageSid": sid, "SmsSid": sid},
             "num_media": 0,
             "num_segments": 1,
             "from_number_valid": True,
@@ -168,6 +168,10 @@ def rows_for(events: int, seed: int = 1) -> list[dict[str, tuple[Any, ...]]]:
                 "from_state": "CA",
                 "from_zip": "94107",
                 "from_country": "US",
+                "to_city": "SAN FRANCISCO",
+                "to_state": "CA",
+                "to_zip": "94105",
+                "to_country": "US",
             },
             "route": "regular",
         }
