@@ -61,7 +61,7 @@ CASES: tuple[Case, ...] = (
     Case("floor-postgres", "floor", "postgres", events=2_000, quick_events=100),
     Case("floor-postgres-multirow", "floor", "postgres", events=2_000, quick_events=100, multirow=True),
     Case("roundtrips-postgres", "roundtrips", "postgres", events=100, quick_events=20, timed=False),
-    Case("workers-postgres", "workers", "postgres", events=300, quick_events=60, counted=False),
+    Case("workers-postgres", "workers", "postgres", events=500, quick_events=60, counted=False),
 )
 
 
