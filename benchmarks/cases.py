@@ -200,6 +200,7 @@ def _drain(case: Case, size: int, *, count: bool, profiler: Any = None) -> dict[
             "cpu_seconds": run.cpu_seconds,
             "events": run.events,
             "messages": run.messages,
+            "queue_calls": run.queue_calls,
         }
     with counted_store(case.store) as (store, counter):
         processor = prepare(case.channel, load, store)

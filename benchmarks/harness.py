@@ -158,6 +158,8 @@ class RunResult:
     events: int
     batches: int
     stats: dict[str, Any]
+    #: Queue API calls while draining (receives, deletes, visibility changes).
+    queue_calls: int
 
 
 def prepare(channel: str, workload: Workload, store: Any) -> Any:
@@ -167,6 +169,7 @@ def prepare(channel: str, workload: Workload, store: Any) -> Any:
     seed(store, workload)
     queue = MemoryQueue(f"memory://bench-{channel}", visibility_timeout=600)
     queue.send_batch(workload.bodies)
+    queue.calls.clear()
     processor = processor_class(channel)(queue=queue, store=store, config=CONFIGS[channel])
     return processor
 
@@ -185,7 +188,8 @@ def drain_timed(processor: Any, workload: Workload, *, on_start: Any = None) -> 
     summary = dict(stats)
     check(summary, workload)
     messages = len(workload.bodies)
-    return RunResult(seconds, cpu_seconds, messages, workload.events, -(-messages // 10), summary)
+    calls = sum(processor.queue.calls.values())
+    return RunResult(seconds, cpu_seconds, messages, workload.events, -(-messages // 10), summary, calls)
 
 
 def check(stats: dict[str, Any], workload: Workload) -> None:

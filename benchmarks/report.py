@@ -79,6 +79,8 @@ def summarise(name: str, data: dict[str, Any]) -> dict[str, Any]:
     elif rounds:
         out["per_second"] = _spread([r["events"] / r["seconds"] for r in rounds])
         out["cpu_us_per_event"] = _spread([r["cpu_seconds"] / r["events"] * 1e6 for r in rounds])
+        if "queue_calls" in rounds[0]:
+            out["queue_calls_per_message"] = rounds[0]["queue_calls"] / rounds[0]["messages"]
     counts = data["counts"]
     if counts and "parts" in counts:
         out["parts"] = {

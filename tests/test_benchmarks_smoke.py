@@ -65,6 +65,8 @@ def test_quick_run_on_memory_and_sqlite(tmp_path: Path) -> None:
 
     sms = result["cases"]["sms-memory"]["current"]["rounds"][0]
     assert sms["events"] == sms["messages"] == 60  # one Twilio webhook per queue message
+    # One receive and one DeleteMessageBatch per 10 messages, then the empty receive that ends the drain.
+    assert sms["queue_calls"] == 2 * batches(60) + 1
     email = result["cases"]["email-memory"]["current"]["rounds"][0]
     assert email["events"] >= 60 and email["messages"] < email["events"]  # SendGrid batches
     null = result["cases"]["null-memory"]["current"]
