@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from counting import PgProxy, SQLiteTrace, sqlite_tracing
+from email_workloads import email_workload
 from harness import drain_timed, null_bodies, open_store, pg_url, prepare
-from workloads import Workload, email_workload, sms_workload
+from workloads import Workload, sms_workload
 
 __all__ = ["CASES", "Case", "run_request"]
 

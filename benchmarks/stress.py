@@ -37,8 +37,9 @@ from contextlib import suppress
 from multiprocessing.managers import BaseManager
 from typing import Any
 
+from email_workloads import email_workload
 from harness import CONFIGS, pg_schema, pg_url, processor_class, seed
-from workloads import Workload, email_workload, sms_workload
+from workloads import Workload, sms_workload
 
 __all__ = ["run_stress", "run_workers"]
 
@@ -284,7 +285,8 @@ def _run(workers: int, loads: dict[str, Workload], reference: dict[str, int] | N
             left = {channel: tuple(manager.queue(channel).depth()) for channel in loads}  # type: ignore[attr-defined]
         finally:
             manager.shutdown()
-        checks = _verify(schema, loads, left, reference)
+        counts = observe(schema)
+    checks = judge(counts, loads, left, reference)
     stats: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     for report in reports:
@@ -301,6 +303,7 @@ def _run(workers: int, loads: dict[str, Workload], reference: dict[str, int] | N
         "conflicts_logged": sum(r["conflicts"] for r in reports),
         "server_deadlocks": server_deadlocks,
         "log_kinds": dict(kinds),
+        "tables": counts,
         "checks": checks,
         "exactly_once": all(ok for ok, _ in checks.values()),
     }
@@ -326,35 +329,41 @@ def reference_counts(loads: dict[str, Workload]) -> dict[str, int]:
     return table_counts(store)
 
 
-def _verify(
-    schema: str,
+def observe(schema: str) -> dict[str, int]:
+    """What the schema holds after a run: table counts, and the counts the checks need."""
+    from commproc_core.stores.sql import SQLStore
+    from commproc_core.testing import table_counts
+
+    store = SQLStore(pg_url(), schema=schema)
+    try:
+        counts = table_counts(store)
+        with store.unit_of_work() as uow:
+            counts["processed_records"] = uow.processing_records.count(status="processed")
+            counts["failed_events"] = uow.events.count(status="failed")
+            counts["sms_conversations"] = uow.conversations.count(channel="sms") + uow.conversations.count(
+                channel="whatsapp"
+            )
+    finally:
+        store.close()
+    return counts
+
+
+def judge(
+    counts: dict[str, int],
     loads: dict[str, Workload],
     left: dict[str, tuple[int, int]],
     reference: dict[str, int] | None,
 ) -> dict[str, tuple[bool, str]]:
     """(ok, detail) per check of the exactly-once result."""
-    from commproc_core.stores.sql import SQLStore
-    from commproc_core.testing import table_counts
-
     items = sum(load.events for load in loads.values())
     checks: dict[str, tuple[bool, str]] = {}
-    checks["queues empty"] = (all(v == (0, 0) for v in left.values()), f"waiting, in flight: {left}")
-    store = SQLStore(pg_url(), schema=schema)
-    try:
-        counts = table_counts(store)
-        with store.unit_of_work() as uow:
-            records_done = uow.processing_records.count(status="processed")
-            failed = uow.events.count(status="failed")
-            sms_conversations = uow.conversations.count(channel="sms") + uow.conversations.count(
-                channel="whatsapp"
-            )
-    finally:
-        store.close()
+    checks["queues empty"] = (all(tuple(v) == (0, 0) for v in left.values()), f"waiting, in flight: {left}")
+    done, records = counts["processed_records"], counts["processing_records"]
     checks["one processing record per event, processed"] = (
-        counts["processing_records"] == records_done == items,
-        f"{records_done} processed of {counts['processing_records']} records, {items} provider events sent",
+        records == done == items,
+        f"{done} processed of {records} records, {items} provider events sent",
     )
-    checks["no failed events"] = (failed == 0, f"{failed} failed")
+    checks["no failed events"] = (counts["failed_events"] == 0, f"{counts['failed_events']} failed")
     sms = loads.get("sms")
     expected_leads = (sms.senders if sms else 0) + len(loads["email"].leads if "email" in loads else [])
     checks["one lead per person"] = (
@@ -363,8 +372,8 @@ def _verify(
     )
     if sms is not None:
         checks["one conversation per SMS sender"] = (
-            sms_conversations == sms.senders,
-            f"{sms_conversations} SMS/WhatsApp conversations, {sms.senders} expected",
+            counts["sms_conversations"] == sms.senders,
+            f"{counts['sms_conversations']} SMS/WhatsApp conversations, {sms.senders} expected",
         )
     if reference is not None:
         differ = {t: (counts[t], reference[t]) for t in ORDER_FREE if counts[t] != reference[t]}
