@@ -54,7 +54,7 @@ def _fill(unit: str, size: int) -> str:
 
 def bodies(size: int) -> Iterator[tuple[str, str]]:
     """(name, body) pairs of about ``size`` characters each."""
-    rng = random.Random(11)  # noqa: S311 (filler text, not security)
+    rng = random.Random(11)
     yield "digits", "1" * size
     yield "nested JSON lists", "[" * (size // 2) + "]" * (size // 2)
     depth = size // 6
