@@ -18,6 +18,7 @@ stored and sent back unchanged.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Literal
@@ -122,6 +123,19 @@ def parse_address(raw: str, region: str | None = None, default_region: str | Non
     ``default_region`` the configured fallback. Parsing ``canonical`` again
     gives the same kind and value (the ``whatsapp:`` flag aside).
     """
+    if not isinstance(raw, str) or len(raw) > _MAX_INPUT:
+        return _parse_address(raw, region, default_region)
+    # The same few thousand senders write again and again; phonenumbers takes
+    # about 20 microseconds a parse. Addresses are frozen, so sharing is safe.
+    return _parse_cached(raw, region, default_region)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_cached(raw: str, region: str | None, default_region: str | None) -> Address:
+    return _parse_address(raw, region, default_region)
+
+
+def _parse_address(raw: str, region: str | None = None, default_region: str | None = None) -> Address:
     text = _clean(raw) if isinstance(raw, str) else ""
     whatsapp = text[: len(_WHATSAPP)].lower() == _WHATSAPP
     if whatsapp:

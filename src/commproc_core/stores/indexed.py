@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from commproc_core.errors import UniqueViolation
-from commproc_core.stores.spec import Range, TableSpec
+from commproc_core.stores.spec import Range, TableSpec, UniqueKey
 
 __all__ = ["IndexedTable", "matches", "ordered"]
 
@@ -89,6 +89,26 @@ class _Index:
         return (held,) if isinstance(held, str) else tuple(held)
 
 
+class _Key:
+    """A unique key's value getter and partial condition, prepared once: checked on every write."""
+
+    __slots__ = ("get", "name", "values", "where")
+
+    def __init__(self, key: UniqueKey, values: dict[tuple[Any, ...], str]) -> None:
+        self.name = key.name
+        self.get = _getter(key.fields)
+        self.where = key.where
+        self.values = values
+
+    def value(self, record: Any) -> tuple[Any, ...] | None:
+        """The key's value for ``record``, or None when the key does not apply to it (as in SQL)."""
+        for field, wanted in self.where:
+            if getattr(record, field) != wanted:
+                return None
+        value = self.get(record)
+        return None if None in value else value
+
+
 class IndexedTable(Generic[R]):
     """Rows by id, unique keys enforced as a database would, secondary indexes for lookups."""
 
@@ -96,18 +116,22 @@ class IndexedTable(Generic[R]):
         self.spec = spec
         self.rows: dict[str, R] = {}
         self.unique: dict[str, dict[tuple[Any, ...], str]] = {k.name: {} for k in spec.unique}
-        self._unique_keys = tuple((k, self.unique[k.name]) for k in spec.unique)
-        self.indexes: dict[tuple[str, ...], _Index] = {fields: _Index(fields) for fields in spec.indexes}
+        self._unique_keys = tuple(_Key(k, self.unique[k.name]) for k in spec.unique)
+        self.indexes: dict[tuple[str, ...], _Index] = {
+            fields: _Index(fields) for fields in (*spec.indexes, *spec.lookups)
+        }
+        self._index_list = tuple(self.indexes.values())
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def clash(self, record: R, ignore_id: str | None = None) -> str | None:
         """The name of the unique key another row holds ``record``'s value of, if any."""
-        for key, values in self._unique_keys:
-            if not key.applies_to(record):
+        for key in self._unique_keys:
+            value = key.value(record)
+            if value is None:
                 continue
-            holder = values.get(key.value(record))
+            holder = key.values.get(value)
             if holder is not None and holder != ignore_id:
                 return key.name
         return None
@@ -120,21 +144,21 @@ class IndexedTable(Generic[R]):
     def put(self, record: R) -> None:
         rid: str = record.id  # type: ignore[attr-defined]
         self.rows[rid] = record
-        for key, values in self._unique_keys:
-            if key.applies_to(record):
-                values[key.value(record)] = rid
-        for index in self.indexes.values():
+        for key in self._unique_keys:
+            value = key.value(record)
+            if value is not None:
+                key.values[value] = rid
+        for index in self._index_list:
             index.add(index.get(record), rid)
 
     def drop(self, record: R) -> None:
         rid: str = record.id  # type: ignore[attr-defined]
         del self.rows[rid]
-        for key, values in self._unique_keys:
-            if key.applies_to(record):
-                value = key.value(record)
-                if values.get(value) == rid:
-                    del values[value]
-        for index in self.indexes.values():
+        for key in self._unique_keys:
+            value = key.value(record)
+            if value is not None and key.values.get(value) == rid:
+                del key.values[value]
+        for index in self._index_list:
             index.discard(index.get(record), rid)
 
     def by_key(self, name: str, value: tuple[Any, ...]) -> R | None:

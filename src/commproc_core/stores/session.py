@@ -76,6 +76,11 @@ LOCKED_TABLES = frozenset(
 _Template = tuple[str, tuple[tuple[str, Any], ...]]
 
 
+_FIELDS: dict[str, frozenset[str]] = {
+    name: frozenset(attrs.fields_dict(spec.record)) for name, spec in TABLES.items()
+}
+
+
 def _sort_key(key: UniqueKey | None) -> Any:
     def sort_key(record: Any) -> tuple[Any, ...]:
         if key is None:
@@ -102,11 +107,22 @@ class _Held(Generic[R]):
         self.exact: set[frozenset[tuple[str, Any]]] = set()
         self.whole = False
         self.sort_key = _sort_key(spec.unique[0] if spec.unique else None)
-        self.fields = frozenset(attrs.fields_dict(spec.record))
+        self.fields = _FIELDS[name]
 
     def covered(self, where: Mapping[str, Any]) -> bool:
+        """Whether every row meeting ``where`` is in memory (so a lookup needs no statement)."""
         if self.whole:
             return True
+        # Loads first: the lookups a batch makes are the ones it loaded for.
+        for (field, conditions), values in self.templates.items():
+            value = where.get(field)
+            if value is None or isinstance(value, Range) or value not in values:
+                continue
+            for key, wanted in conditions:
+                if where.get(key, _MISSING) != wanted:
+                    break
+            else:
+                return True
         plain: list[tuple[str, Any]] = []
         for field, value in where.items():
             if isinstance(value, Range):
@@ -115,20 +131,7 @@ class _Held(Generic[R]):
                 # Ids are 128 random bits: only rows of this batch can name a row it created.
                 return True
             plain.append((field, value))
-        if not plain:
-            return False
-        if frozenset(plain) in self.exact:
-            return True
-        for (field, conditions), values in self.templates.items():
-            value = where.get(field)
-            if (
-                value is not None
-                and not isinstance(value, Range)
-                and value in values
-                and all(where.get(k, _MISSING) == v for k, v in conditions)
-            ):
-                return True
-        return False
+        return bool(plain) and frozenset(plain) in self.exact
 
     def changes(self) -> TableChanges | None:
         if not (self.inserted or self.updated or self.deleted):
@@ -260,13 +263,25 @@ class BatchSession:
         self._bulk: BulkUnitOfWork | None = uow if bulk else None  # type: ignore[assignment]
         self._lock = lock
         self._new_ids: set[str] = set()
-        self._held: dict[str, _Held[Any]] = {name: _Held(name, self._new_ids) for name in TABLES}
+        self._held: dict[str, _Held[Any]] = {}
         self._log: list[Any] = []
         self._wanted: dict[tuple[str, str, tuple[tuple[str, Any], ...]], set[Any]] = {}
         #: Statements this session asked of the store (loads, lookups, writes).
         self.statements = 0
-        for name, held in self._held.items():
-            setattr(self, name, SessionRepository(self, held))
+
+    def __getattr__(self, name: str) -> SessionRepository[Any]:
+        # A table's rows and repository are made the first time the batch touches it.
+        if name not in TABLES:
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+        repository = SessionRepository(self, self._table(name))
+        setattr(self, name, repository)
+        return repository
+
+    def _table(self, name: str) -> _Held[Any]:
+        held = self._held.get(name)
+        if held is None:
+            held = self._held[name] = _Held(name, self._new_ids)
+        return held
 
     # -- reading in sets -----------------------------------------------------------
 
@@ -276,13 +291,13 @@ class BatchSession:
         Values already covered, and None, are left out; ``where`` narrows the
         rows (equality only) and is part of what the load covers.
         """
-        held = self._held[table]
+        held = self._table(table)
         conditions = tuple(sorted(where.items()))
         pending = self._wanted.setdefault((table, field, conditions), set())
+        loaded = held.templates.get((field, conditions), ())
+        new_ids = self._new_ids
         for value in values:
-            if value is None:
-                continue
-            if not held.covered({field: value, **where}):
+            if value is not None and value not in loaded and value not in new_ids:
                 pending.add(value)
 
     def fetch(self) -> None:
@@ -303,17 +318,18 @@ class BatchSession:
         ]
         results = self._load(loads)
         for load, rows in zip(loads, results, strict=True):
-            held = self._held[load.table]
+            held = self._table(load.table)
             self._merge(held, rows)
             held.templates.setdefault((load.field, load.where), set()).update(load.values)
 
     def rows(self, table: str) -> list[Any]:
         """Every row of ``table`` the session holds, read or written (a second round of wants starts here)."""
-        return list(self._held[table].rows.rows.values())
+        held = self._held.get(table)
+        return list(held.rows.rows.values()) if held is not None else []
 
     def hold_all(self, table: str, rows: Iterable[Any]) -> None:
         """Take ``rows`` as every row of ``table`` (a cached copy): lookups never query it."""
-        held = self._held[table]
+        held = self._table(table)
         self._merge(held, rows)
         held.whole = True
 
@@ -431,7 +447,8 @@ class BatchSession:
         """The changes :meth:`flush` would write, table by table in :data:`WRITE_ORDER`."""
         out = []
         for name in WRITE_ORDER:
-            changes = self._held[name].changes()
+            held = self._held.get(name)
+            changes = held.changes() if held is not None else None
             if changes is not None:
                 out.append(changes)
         return out
@@ -486,9 +503,9 @@ class BatchSession:
         """Forget every change and everything read, and roll the store's transaction back."""
         self._uow.rollback()
         self._new_ids = set()
-        self._held = {name: _Held(name, self._new_ids) for name in TABLES}
-        for name, held in self._held.items():
-            setattr(self, name, SessionRepository(self, held))
+        self._held = {}
+        for name in TABLES:
+            self.__dict__.pop(name, None)
         self._log.clear()
         self._wanted = {}
 

@@ -48,6 +48,10 @@ class TableSpec(Generic[T]):
     record: type[T]
     unique: tuple[UniqueKey, ...] = ()
     indexes: tuple[tuple[str, ...], ...] = ()
+    #: Fields rows are read by in sets that a database serves from the leading
+    #: column of a key above (so SQL adds no index for them); the in-memory
+    #: store indexes them itself.
+    lookups: tuple[tuple[str, ...], ...] = ()
 
     def key(self, name: str) -> UniqueKey:
         for key in self.unique:
@@ -108,12 +112,14 @@ TABLES: dict[str, TableSpec[Any]] = {
             model.Participant,
             (_u("conversation_address", "conversation_id", "address"),),
             (("lead_id",),),
+            lookups=(("conversation_id",),),
         ),
         TableSpec(
             "threads",
             model.Thread,
             (_u("open_thread", "lead_id", "channel", where=(("status", "open"),)),),
             (("lead_id", "channel"), ("conversation_id",)),
+            lookups=(("lead_id",),),
         ),
         TableSpec(
             "messages",
@@ -139,6 +145,7 @@ TABLES: dict[str, TableSpec[Any]] = {
             model.ProcessingRecord,
             (_u("queue_item", "channel", "queue_message_id", "item_index"),),
             (("status",), ("received_at",)),
+            lookups=(("queue_message_id",),),
         ),
         TableSpec(
             "channel_configs",
