@@ -77,8 +77,9 @@ def test_quick_run_on_memory_and_sqlite(tmp_path: Path) -> None:
         summary = result["cases"][name]["current"]
         counts = summary["counts"]
         assert counts["batches"] == batches(counts["messages"])
-        # At least BEGIN and COMMIT per batch and one write per event.
-        assert counts["statements"] >= 2 * counts["batches"] + counts["events"]
+        # BEGIN and COMMIT per batch, and at least one write statement per batch (a batch's
+        # rows of one table go in one statement, so there may be fewer statements than events).
+        assert counts["statements"] >= 3 * counts["batches"]
         assert summary["statements_per_event"] == counts["statements"] / counts["events"]
         assert counts["round_trips"] is None  # SQLite has no round trips
         assert 0 < summary["floor_ratio"]

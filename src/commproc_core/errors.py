@@ -202,7 +202,8 @@ class ChannelNotFound(CommprocError, LookupError):
         listed = ", ".join(sorted(supported)) or "none installed"
         super().__init__(
             f"no processor for channel {_shown(channel_type)}; supported channels: {listed}. "
-            f"Install the plugin that provides it (for example commproc-{_clip(channel_type, 80)})."
+            "Install the distribution that registers it under the commproc.channels entry points "
+            "(commproc-sms and commproc-email register sms and email), or register_processor() it."
         )
         self.channel_type = channel_type
         self.supported = tuple(sorted(supported))

@@ -40,7 +40,15 @@ class EmailAddress:
     ascii: str | None = None
 
 
+#: RFC 5321's longest address (a path of 256 octets, less the angle brackets).
+MAX_LENGTH = 254
+
+
 def _validate(value: str) -> EmailAddress:
+    if len(value) > MAX_LENGTH * 4:
+        # email-validator needs about 250 ms for a 256 KiB "address"; no address is
+        # this long in any encoding, and email-validator itself checks the real limit.
+        raise EmailNotValidError("longer than any address")
     checked = validate_email(value, check_deliverability=False)
     key = f"{checked.local_part.lower()}@{checked.domain}"
     return EmailAddress(raw=value, normalized=checked.normalized, key=key, ascii=checked.ascii_email)

@@ -89,7 +89,7 @@ class EmailSettings(ChannelSettings):
     sns_certificate_read_timeout: float = attrs.field(default=10.0, metadata=_seconds(300))
     mailgun_signature: str = _policy()
     #: Mailgun's "HTTP webhook signing key".
-    mailgun_signing_key: str | None = attrs.field(default=None, metadata=_NOT_BLANK)
+    mailgun_signing_key: str | None = attrs.field(default=None, repr=False, metadata=_NOT_BLANK)
     sendgrid_signature: str = _policy()
     #: The signed event webhook's verification key, as SendGrid shows it (base64) or PEM.
     sendgrid_public_key: str | None = attrs.field(default=None, metadata={"check": _sendgrid_key})

@@ -131,3 +131,16 @@ def test_without_prometheus_client_metrics_answer_501(monkeypatch: pytest.Monkey
         assert get(worker.http.url + "/healthz")[0] == 200
     finally:
         worker.drain()
+
+
+def test_write_conflicts_are_counted() -> None:
+    from commproc_core.pipeline.stats import BatchReport, ProcessingStats
+    from commproc_core.testing import make_message
+
+    metrics = create_metrics(required=True)
+    message = make_message('{"id": "e1"}')
+    metrics.batch("sms", "inbound", [message], BatchReport(outcomes=(), stats=ProcessingStats(conflicts=2)))
+    metrics.batch("sms", "inbound", [message], BatchReport(outcomes=(), stats=ProcessingStats()))
+    values = samples(metrics.render()[2].decode())
+    where = frozenset({"channel": "sms", "queue": "inbound"}.items())
+    assert values["commproc_write_conflicts_total", where] == 2

@@ -108,8 +108,9 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         agent_responder: AgentResponder | None = None,
     ) -> None:
         self.queue_url = queue_url if queue_url is not None else (queue.url if queue is not None else None)
+        # Parsed before anything else reads it: a config that is no mapping is a ConfigError.
+        self.settings = parse_settings(self.settings_class, config)
         self.config: dict[str, Any] = dict(config or {})
-        self.settings = parse_settings(self.settings_class, self.config)
         self.clock: Clock = clock or SystemClock()
         self.sender = sender
         self.agent_responder = agent_responder

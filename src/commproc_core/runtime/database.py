@@ -11,7 +11,6 @@ to run, and a mistyped SQLite path never leaves an empty file behind.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Mapping
 from contextlib import closing
@@ -105,29 +104,10 @@ def _parse(url: str) -> Any:
 
 def check_driver(url: str) -> None:
     """Refuse URLs commproc cannot use, saying what to write or install instead."""
-    parsed = _parse(url)
-    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
-    if backend in ("postgresql", "postgres"):
-        explicit = "+" in parsed.drivername
-        if explicit and driver != "psycopg":
-            raise ConfigError(
-                f"commproc talks to PostgreSQL through psycopg 3, not {driver}: write the URL as "
-                "postgresql://user@host/db (or postgresql+psycopg://...) and install the driver with "
-                "pip install 'commproc-core[postgres]'"
-            )
-        if importlib.util.find_spec("psycopg") is None:
-            raise ConfigError(
-                "PostgreSQL URLs need psycopg 3, which is not installed: "
-                "pip install 'commproc-core[postgres]'"
-            )
-        return
-    if backend == "sqlite":
-        if "+" in parsed.drivername and driver != "pysqlite":
-            raise ConfigError(
-                f"commproc uses Python's built-in sqlite3 driver, not {driver}: write sqlite:///path/commproc.db"
-            )
-        return
-    raise ConfigError(f"{_SUPPORTED}; {backend} is not supported ({mask_urls(url)})")
+    from commproc_core.stores.sql import engine
+
+    _parse(url)  # a URL SQLAlchemy cannot read is named (masked) in the error
+    engine.check_driver(url)
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -129,6 +129,12 @@ class PrometheusMetrics(WorkerMetrics):
         self.outbox_messages = prom.Counter(
             "commproc_outbox_messages", "Outbox messages handled, by outcome.", ("outcome",), registry=r
         )
+        self.conflicts = prom.Counter(
+            "commproc_write_conflicts",
+            "Batch transactions run again after losing a race to another worker (a key taken, a deadlock).",
+            where,
+            registry=r,
+        )
 
     def batch(self, channel: str, queue: str, messages: Sequence[QueueMessage], report: BatchReport) -> None:
         now = utcnow()
@@ -145,6 +151,8 @@ class PrometheusMetrics(WorkerMetrics):
                     self.duplicates.labels(channel, queue).inc()
                 else:
                     self.events.labels(event.channel, event.event_type, event.status).inc()
+        if report.stats.conflicts:
+            self.conflicts.labels(channel, queue).inc(report.stats.conflicts)
         self.batch_seconds.labels(channel, queue).observe(report.stats.elapsed)
 
     def poll_error(self, channel: str, queue: str, error: str) -> None:

@@ -98,12 +98,15 @@ class ReplayResult:
     outcome: str
     reason: str | None
     events: tuple[Mapping[str, Any], ...] = ()
+    #: What ``reason`` stands for, in words (redacted, bounded).
+    detail: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "outcome": self.outcome,
             "reason": self.reason,
+            "detail": self.detail,
             "events": list(self.events),
         }
 
@@ -200,6 +203,7 @@ def replay_iter(processor: Any, inputs: Sequence[ReplayInput]) -> Iterator[Repla
             source=item.source,
             outcome=mapped,
             reason=outcome.reason if mapped in ("rejected", "failed") else None,
+            detail=outcome.detail if mapped in ("rejected", "failed") else None,
             events=tuple(
                 event_fields(event, duplicate)
                 for event, duplicate in zip(outcome.events, outcome.duplicates, strict=False)

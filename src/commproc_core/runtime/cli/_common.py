@@ -73,7 +73,8 @@ class JsonFormatter(logging.Formatter):
             "thread": record.threadName,
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            # The redacting filter leaves the masked traceback in exc_text.
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return mask_urls(json.dumps(entry, ensure_ascii=False))
 
 

@@ -27,7 +27,7 @@ the attributes SQS delivered it with. Without --database the records go to a
 throw-away SQLite file; --database must name an existing commproc database
 (`commproc db upgrade` creates one). With --json each input gives one line:
   {"source": FILE, "outcome": "processed"|"duplicate"|"rejected"|"ignored"|"failed",
-   "reason": ERROR_CODE|null, "events": [...]}
+   "reason": ERROR_CODE|null, "detail": WHAT_IT_MEANS|null, "events": [...]}
 
 Exit codes: 0 every input processed, duplicate or ignored; 1 some input was
 rejected or failed; 2 bad usage or configuration."""
@@ -121,7 +121,8 @@ def _processor(args: argparse.Namespace, store: Any) -> Any:
 
 def _human(result: Any) -> str:
     kinds = ", ".join(f"{e['event_type']}{' (duplicate)' if e['duplicate'] else ''}" for e in result.events)
-    reason = f" [{result.reason}]" if result.reason else ""
+    reason = f" [{result.reason}: {result.detail}]" if result.reason and result.detail else ""
+    reason = reason or (f" [{result.reason}]" if result.reason else "")
     return f"{result.source}: {result.outcome}{reason}" + (f": {kinds}" if kinds else "")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import weakref
@@ -19,7 +20,9 @@ from commproc_core.errors import ConfigError, StoreUnavailable
 
 __all__ = [
     "DEFAULT_URL",
+    "SUPPORTED",
     "URL_ENV",
+    "check_driver",
     "connect",
     "create_engine",
     "describe",
@@ -87,8 +90,43 @@ def _merge(defaults: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str,
     return merged
 
 
+#: What a database URL may name, for error messages.
+SUPPORTED = "commproc keeps its records in SQLite (sqlite:///path/commproc.db) or PostgreSQL (postgresql://user@host/db)"
+
+
+def check_driver(url: str | URL) -> None:
+    """Refuse URLs commproc cannot use, saying what to write or install instead (ConfigError)."""
+    try:
+        parsed = sa.make_url(url)
+    except sa_exc.ArgumentError:
+        raise ConfigError(f"not a database URL; {SUPPORTED}") from None
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend in ("postgresql", "postgres"):
+        if "+" in parsed.drivername and driver != "psycopg":
+            raise ConfigError(
+                f"commproc talks to PostgreSQL through psycopg 3, not {driver}: write the URL as "
+                "postgresql://user@host/db (or postgresql+psycopg://...) and install the driver with "
+                "pip install 'commproc-core[postgres]'"
+            )
+        if importlib.util.find_spec("psycopg") is None:
+            raise ConfigError(
+                "PostgreSQL URLs need psycopg 3, which is not installed: "
+                "pip install 'commproc-core[postgres]'"
+            )
+        return
+    if backend == "sqlite":
+        if "+" in parsed.drivername and driver != "pysqlite":
+            raise ConfigError(
+                f"commproc uses Python's built-in sqlite3 driver, not {driver}: write sqlite:///path/commproc.db"
+            )
+        return
+    shown = parsed.render_as_string(hide_password=True)
+    raise ConfigError(f"{SUPPORTED}; {backend} is not supported ({shown})")
+
+
 def create_engine(url: str | URL, **options: Any) -> Engine:
     """An engine tuned for commproc; ``options`` override the defaults (``connect_args`` merge)."""
+    check_driver(url)
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
     defaults: dict[str, Any] = {"hide_parameters": True}  # errors never echo record contents
