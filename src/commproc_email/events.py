@@ -19,6 +19,7 @@ from typing import Any, Final
 import attrs
 
 from commproc_core.errors import InvalidPayload
+from commproc_core.pipeline.records import ReplayGuard
 from commproc_email.addresses import parse_address
 
 __all__ = [
@@ -149,6 +150,8 @@ class EmailEvent:
     raw: Mapping[str, Any] = attrs.field(factory=dict)
     #: Transport facts: SNS message id and topic, SQS message id.
     transport: Mapping[str, str] = attrs.field(factory=dict)
+    #: The one-time token the event's signature was made with (Mailgun's), refused if used again.
+    replay_guard: ReplayGuard | None = None
 
 
 def with_outbound_recipient(event: EmailEvent, address: str) -> EmailEvent:

@@ -10,8 +10,9 @@ conversation and applies the suppression policy of
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import attrs
@@ -27,7 +28,7 @@ from commproc_core.model import (
     Participant,
 )
 from commproc_core.pipeline.envelope import Envelope
-from commproc_core.pipeline.processor import BaseChannelProcessor, EventPayload
+from commproc_core.pipeline.processor import BaseChannelProcessor, EventPayload, ReplayGuard
 from commproc_core.ports import AgentResponder, Clock, MessageQueue, Sender, Store
 from commproc_core.stores.session import BatchSession
 from commproc_core.stores.spec import Range
@@ -62,6 +63,9 @@ from commproc_email.suppression import (
 )
 
 __all__ = ["EmailProcessor"]
+
+#: How long a Mailgun token is remembered when signatures never grow too old.
+_TOKEN_MEMORY = timedelta(days=7)
 
 #: Metadata keys naming a campaign (our id or name), in the order tried.
 CAMPAIGN_KEYS = ("campaign_id", "campaign", "campaign_name", "marketing_campaign_name")
@@ -164,22 +168,41 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
                 )
             return normalize_sendgrid(data, transport)
         if provider == "mailgun":
+            verified: list[object] = []
 
             def authenticate(block: object) -> None:
-                check_mailgun_signature(
+                if check_mailgun_signature(
                     block,
                     policy=settings.mailgun_signature,
                     signing_key=settings.mailgun_signing_key,
                     now=self._signed_reference(envelope),
                     max_age_seconds=settings.signature_max_age_seconds,
-                )
+                ):
+                    verified.append(block)
 
             webhook = parse_mailgun(data, authenticate=authenticate)
-            return normalize_mailgun(webhook, data, transport)
+            events = normalize_mailgun(webhook, data, transport)
+            if verified and webhook.signature is not None:
+                # A captured signature block must not sign a second, forged event.
+                guard = self._mailgun_guard(webhook.signature.token, webhook.signature.timestamp)
+                events = [attrs.evolve(e, replay_guard=guard) for e in events]
+            return events
         return normalize_postmark(data, transport)
 
     def describe_failure(self, payload: EventPayload | None, error: PermanentError) -> Mapping[str, Any]:
         return failure_fields(payload.data if payload is not None else None)
+
+    def _mailgun_guard(self, token: str, timestamp: str) -> ReplayGuard:
+        """The token's one-time use, remembered until its signature is too old to be accepted."""
+        digest = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+        max_age = self.settings.signature_max_age_seconds
+        try:
+            signed_at = datetime.fromtimestamp(float(timestamp), timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            # Unchecked for age (no max age set) and no usable time: count from now.
+            signed_at = self.now()
+        keep = timedelta(seconds=max_age) if max_age is not None else _TOKEN_MEMORY
+        return ReplayGuard(scope="mailgun", token=digest, expires_at=signed_at + keep)
 
     def _signed_reference(self, envelope: Envelope) -> datetime:
         # Signature freshness is judged against the time the message entered

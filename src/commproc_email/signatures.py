@@ -226,20 +226,23 @@ def check_mailgun_signature(
     signing_key: str | None,
     now: datetime,
     max_age_seconds: int | None,
-) -> None:
+) -> bool:
     """Apply a Mailgun signature policy to a webhook's raw ``signature`` block (None when absent).
 
     Runs before the rest of the webhook is parsed, so a forged event is
-    reported as a bad signature whatever else is wrong with it.
+    reported as a bad signature whatever else is wrong with it. True when a
+    signature was verified (its token is then the caller's to remember).
     """
     if policy == "off":
-        return
+        return False
     if block is None:
         if policy == "required":
             raise SignatureError("missing Mailgun signature", field="$.signature", code=MISSING_SIGNATURE)
-        return
+        return False
     if signing_key:
         verify_mailgun(block, signing_key, now=now, max_age_seconds=max_age_seconds)
+        return True
+    return False
 
 
 def _check_age(timestamp: str, now: datetime, max_age_seconds: int, field: str) -> None:

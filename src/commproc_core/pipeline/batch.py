@@ -32,14 +32,15 @@ import attrs
 from commproc_core.errors import (
     InvalidPayload,
     PermanentError,
+    SignatureError,
     StoreUnavailable,
     TransientError,
     UniqueViolation,
     WriteConflict,
 )
-from commproc_core.model import CommunicationEvent, QueueMessage
+from commproc_core.model import CommunicationEvent, QueueMessage, SeenToken
 from commproc_core.pipeline.envelope import Envelope, unwrap
-from commproc_core.pipeline.records import Recorder, Tally, error_detail
+from commproc_core.pipeline.records import Recorder, ReplayGuard, Tally, error_detail
 from commproc_core.pipeline.stats import MessageOutcome
 from commproc_core.stores.session import BatchSession
 
@@ -103,6 +104,8 @@ class BatchRunner:
         )
         #: Transactions run again after a write conflict, since this runner was made.
         self.conflicts = 0
+        #: Whether any event so far carried a one-time signature token (see ReplayGuard).
+        self.guarded = False
 
     # -- 1. validation --------------------------------------------------------------
 
@@ -252,6 +255,10 @@ class BatchRunner:
                 if entry.event is not None:
                     keys.append(entry.event.dedupe_key)
         session.want("events", "dedupe_key", keys)
+        tokens = [g.token for p in plans for e in p.events if (g := getattr(e, "replay_guard", None))]
+        if tokens:
+            self.guarded = True
+            session.want("seen_tokens", "token", tokens)
         session.want(
             "processing_records",
             "queue_message_id",
@@ -303,8 +310,26 @@ class BatchRunner:
             tally.duplicates.append(True)
             tally.duplicate += 1
             return
+        guard: ReplayGuard | None = getattr(event, "replay_guard", None)
+        if guard is not None and session.seen_tokens.find_one(scope=guard.scope, token=guard.token):
+            error = SignatureError(
+                "the signature's one-time token was used before",
+                field="$.signature",
+                code="replayed_signature",
+            )
+            self.recorder.failure(session, message, entry.index, error, entry.payload, tally)
+            return
         try:
             with session.savepoint():
+                if guard is not None:
+                    session.seen_tokens.add(
+                        SeenToken(
+                            scope=guard.scope,
+                            token=guard.token,
+                            expires_at=guard.expires_at,
+                            created_at=self.processor.now(),
+                        )
+                    )
                 recorded = self._guard(self.processor.process_event, event)
                 if not isinstance(recorded, CommunicationEvent):
                     raise PermanentError(

@@ -28,6 +28,7 @@ from commproc_core.parsing import parse_settings
 from commproc_core.pipeline.batch import BatchRunner
 from commproc_core.pipeline.envelope import Envelope
 from commproc_core.pipeline.heartbeat import Heartbeat
+from commproc_core.pipeline.records import ReplayGuard
 from commproc_core.pipeline.settings import ChannelSettings
 from commproc_core.pipeline.stats import BatchReport, MessageOutcome, ProcessingStats
 from commproc_core.ports import (
@@ -47,8 +48,12 @@ from commproc_core.services import (
     SystemClock,
 )
 from commproc_core.stores.session import BatchSession
+from commproc_core.stores.spec import Range
 
-__all__ = ["BaseChannelProcessor", "EventPayload", "ProviderEvent"]
+__all__ = ["BaseChannelProcessor", "EventPayload", "ProviderEvent", "ReplayGuard"]
+
+#: Seconds between deletions of expired one-time signature tokens.
+_FORGET_TOKENS_SECONDS = 600.0
 
 
 class ProviderEvent(Protocol):
@@ -121,6 +126,7 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         self._local = threading.local()
         self.log = logging.getLogger(f"commproc.{self.channel_type or 'channel'}")
         self._campaign_cache: tuple[float, list[Campaign]] | None = None
+        self._tokens_forgotten = 0.0
         self._runner = BatchRunner(self)
 
     # -- collaborators -------------------------------------------------------
@@ -298,6 +304,7 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         outcomes = [outcome for outcome, _ in results]
         tallies = [tally for _, tally in results]
         self.after_commit(outcomes)
+        self._forget_expired_tokens()
         deleted = delete_failed = 0
         if acknowledge:
             deleted, delete_failed = self._acknowledge(outcomes)
@@ -336,6 +343,20 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         The default does nothing.
         """
         del outcomes
+
+    def _forget_expired_tokens(self) -> None:
+        """Now and then, delete one-time signature tokens whose signatures have expired anyway."""
+        if not self._runner.guarded or time.monotonic() - self._tokens_forgotten < _FORGET_TOKENS_SECONDS:
+            return
+        self._tokens_forgotten = time.monotonic()
+        try:
+            with self.store.unit_of_work() as uow:
+                for row in uow.seen_tokens.find(expires_at=Range(high=self.now()), limit=1000):
+                    uow.seen_tokens.delete(row.id)
+                uow.commit()
+        except CommprocError as exc:
+            # Housekeeping: the next batch tries again; the tokens only take room meanwhile.
+            self.log.warning("%s: could not forget expired signature tokens: %s", self.channel_type, exc)
 
     # -- caches ---------------------------------------------------------------------
 

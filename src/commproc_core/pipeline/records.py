@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -21,7 +22,7 @@ from commproc_core.pipeline.envelope import CONTROL_TYPES
 from commproc_core.ports import Clock, UnitOfWork
 from commproc_core.redact import redact_error
 
-__all__ = ["DETAIL_LIMIT", "Recorder", "Tally", "error_detail"]
+__all__ = ["DETAIL_LIMIT", "Recorder", "ReplayGuard", "Tally", "error_detail"]
 
 #: Longest error detail kept in a record, a log line or an outcome.
 DETAIL_LIMIT = 1000
@@ -30,6 +31,25 @@ DETAIL_LIMIT = 1000
 def error_detail(error: BaseException) -> str:
     """A bounded, redacted description of ``error``: safe to store and log."""
     return redact_error(error, DETAIL_LIMIT)
+
+
+@attrs.frozen
+class ReplayGuard:
+    """A one-time token a provider event was signed with, so a second use is refused.
+
+    A channel sets ``replay_guard`` on an event whose signature covers a token
+    meant to be used once (Mailgun's): the pipeline stores the token (as a
+    :class:`~commproc_core.model.SeenToken`, unique per scope) with the event,
+    and rejects another event carrying it as ``replayed_signature``. A
+    redelivery of the same event is still a duplicate, found by its dedupe
+    key first. ``expires_at`` is when the signature stops being accepted
+    anyway; the token is forgotten after it.
+    """
+
+    scope: str
+    #: The token's SHA-256, hex.
+    token: str
+    expires_at: datetime
 
 
 @attrs.define
