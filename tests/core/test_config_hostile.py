@@ -23,6 +23,7 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from store_support import STORE_KINDS, open_store
 
 from commproc_core.errors import ConfigError
 from commproc_core.factory import ProcessorFactory
@@ -190,25 +191,10 @@ def test_checks_and_cross_field_rules_are_reported_together() -> None:
     ]
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORE_KINDS)
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    from commproc_core.stores.sql import SQLStore
-
-    if request.param == "sqlite":
-        store = SQLStore(f"sqlite:///{tmp_path / 'config.db'}", auto_upgrade=True)
-        yield store
-        store.close()
-        return
-    from pg_support import postgres_schema, require_postgres
-
-    url = require_postgres()
-    with postgres_schema(url) as schema:
-        store = SQLStore(url, schema=schema, auto_upgrade=True)
-        yield store
-        store.close()
+    with open_store(request.param, tmp_path) as opened:
+        yield opened
 
 
 def test_the_longest_accepted_values_store_on_every_store(any_store: Any) -> None:

@@ -26,11 +26,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from store_support import STORE_KINDS, open_store
 
 from commproc_core.lambda_handler import make_handler
 from commproc_core.ports import Store
-from commproc_core.stores import MemoryStore
-from commproc_core.stores.sql import SQLStore, upgrade
 from commproc_core.testing import FixedClock, make_message
 from commproc_email import EmailProcessor
 from commproc_sms import SMSProcessor
@@ -184,26 +183,10 @@ def _processor(channel: str, store: Store) -> Any:
     return EmailProcessor(store=store, clock=FixedClock(), config={"sns_signature": "off"})
 
 
-@pytest.fixture(
-    scope="module", params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    if request.param == "sqlite":
-        sql = SQLStore(f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'db.sqlite'}", auto_upgrade=True)
-        yield sql
-        sql.close()
-        return
-    from pg_support import postgres_schema, require_postgres
-
-    url = require_postgres()
-    with postgres_schema(url) as schema:
-        upgrade(url, schema=schema)
-        sql = SQLStore(url, schema=schema)
-        yield sql
-        sql.close()
+    with open_store(request.param, tmp_path_factory.mktemp("hostile")) as opened:
+        yield opened
 
 
 def _check(outcomes: Any, hostile_id: str, valid_id: str) -> None:

@@ -7,22 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_support import open_store
 
 from commproc_core.stores import MemoryStore
 
 
 @pytest.fixture(params=["memory", "sqlite"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    from commproc_core.stores.sql import SQLStore
-
-    sql = SQLStore(f"sqlite:///{tmp_path / 'email.db'}", auto_upgrade=True)
-    try:
-        yield sql
-    finally:
-        sql.close()
+    with open_store(request.param, tmp_path) as opened:
+        yield opened
 
 
 @pytest.fixture

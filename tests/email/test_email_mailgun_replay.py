@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from email_support import events, payload, processor, run
 from pg_support import postgres_schema, require_postgres
+from store_support import STORE_KINDS, open_store
 
 from commproc_core.model import SeenToken
 from commproc_core.ports import Store
-from commproc_core.stores import MemoryStore
 from commproc_core.stores import session as session_module
 from commproc_core.stores.sql import SQLStore, upgrade
 from commproc_core.testing import FixedClock, make_message
@@ -51,22 +51,10 @@ def forged_from(original: dict[str, Any], name: str) -> dict[str, Any]:
     return forged
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    if request.param == "sqlite":
-        sql = SQLStore(f"sqlite:///{tmp_path / 'db.sqlite'}", auto_upgrade=True)
-        yield sql
-        sql.close()
-        return
-    url = require_postgres()
-    with postgres_schema(url) as schema:
-        upgrade(url, schema=schema)
-        sql = SQLStore(url, schema=schema)
-        yield sql
-        sql.close()
+    with open_store(request.param, tmp_path) as opened:
+        yield opened
 
 
 def _proc(store: Store) -> EmailProcessor:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from store_support import STORE_KINDS, open_store
 
 from commproc_core import model
 from commproc_core.errors import UniqueViolation, WriteConflict
@@ -107,20 +108,10 @@ class TestSessionOverPostgres(SessionContract):
         store.close()
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORE_KINDS)
 def any_store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    if request.param == "sqlite":
-        store = SQLStore(f"sqlite:///{tmp_path / 'db.sqlite'}", auto_upgrade=True)
-    else:
-        pg_url = request.getfixturevalue("pg_url")
-        schema = request.getfixturevalue("pg_schema")
-        upgrade(pg_url, schema=schema)
-        store = SQLStore(pg_url, schema=schema)
-    yield store
-    store.close()
+    with open_store(request.param, tmp_path) as opened:
+        yield opened
 
 
 def _seed(store: Store, *records: Any) -> None:
