@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import logging
 import random
@@ -138,11 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases = [*bodies(args.size), *large_bodies(args.large)]
     worst = 0.0
     for name, body in cases:
-        redact_ms, _ = _best(lambda body=body: redact(body), args.repeat)
-        bounded_ms, _ = _best(lambda body=body: redact(body, 1000), args.repeat)
+        redact_ms, _ = _best(functools.partial(redact, body), args.repeat)
+        bounded_ms, _ = _best(functools.partial(redact, body, 1000), args.repeat)
         for channel, processor in processors.items():
-            validate_ms, outcome = _best(lambda p=processor, b=body: validate_path(p, b), args.repeat)
-            batch_ms, batch_outcome = _best(lambda c=channel, b=body: whole_batch(c, b), args.repeat)
+            validate_ms, outcome = _best(functools.partial(validate_path, processor, body), args.repeat)
+            batch_ms, batch_outcome = _best(functools.partial(whole_batch, channel, body), args.repeat)
             worst = max(worst, validate_ms, batch_ms)
             print(
                 f"{name:<30}{len(body):>10} {channel:<7}{validate_ms:>12.2f}{batch_ms:>10.2f}"
