@@ -30,7 +30,7 @@ from conformance_support import (
 )
 
 #: The keys of one replay line and of each of its events (docs/running.md, `commproc replay`).
-LINE_KEYS = {"source", "outcome", "reason", "events"}
+LINE_KEYS = {"source", "outcome", "reason", "detail", "events"}
 EVENT_KEYS = {
     "channel",
     "provider",
