@@ -8,9 +8,12 @@ next to nothing (no SQLAlchemy, cattrs, boto3 or HTTP client until needed).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+# Not typing.TYPE_CHECKING: importing typing alone costs more than the rest of this module.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from commproc_core.agents import AgentResponderError, OpenAIChatResponder, TemplateResponder
     from commproc_core.errors import (
         ChannelLoadError,
