@@ -5,8 +5,12 @@
   server prepares it once), ``field IN (SELECT value FROM json_each(:values))``
   on SQLite. Rows of tables the batch updates are read ``FOR UPDATE`` on
   PostgreSQL.
-* Inserts are multi-row ``INSERT ... ON CONFLICT DO NOTHING``: the row count
-  tells whether another transaction took a key first.
+* A table's new rows go in one multi-row ``INSERT ... ON CONFLICT DO
+  NOTHING`` (up to 500 rows a statement): the row count tells whether another
+  transaction took a key first. Its text is the table's one-row insert with
+  the ``VALUES`` group repeated, made by string work once per row count:
+  compiling a statement per row count through SQLAlchemy cost more than the
+  rows' own writes.
 * Updates and deletes run one statement over many rows (``executemany``).
 
 On PostgreSQL the statements of one step (a stage of loads, or all the
@@ -16,19 +20,21 @@ writes) go out in psycopg's pipeline mode: one round trip each.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from commproc_core.ports import Load, TableChanges
 from commproc_core.stores.sql.ops import TableOps
-from commproc_core.stores.sql.statements import Prepared
+from commproc_core.stores.sql.statements import Compiled, Prepared
 
-__all__ = ["MAX_ROWS", "BulkOps", "Step", "conflict_detail"]
+__all__ = ["MAX_ROWS", "BulkOps", "MultiRow", "Step", "conflict_detail"]
 
-#: Rows per multi-row INSERT; larger batches take several statements.
-MAX_ROWS = 200
+#: Rows per multi-row INSERT; more take several statements (parameters stay within every driver's limit).
+MAX_ROWS = 500
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 _LoadSignature = tuple[str, tuple[str, ...], bool]
 
@@ -57,7 +63,7 @@ class BulkOps:
         self.dialect = dialect
         self.postgres = dialect.name == "postgresql"
         self._loads: dict[_LoadSignature, Prepared] = {}
-        self._inserts: dict[int, Prepared] = {}
+        self._rows: MultiRow | None = None
 
     # -- loads ---------------------------------------------------------------------
 
@@ -96,39 +102,59 @@ class BulkOps:
     def writes(self, change: TableChanges) -> list[Step]:
         ops = self.ops
         steps: list[Step] = []
-        for start in range(0, len(change.inserts), MAX_ROWS):
-            chunk = change.inserts[start : start + MAX_ROWS]
-            compiled = self._insert(len(chunk)).compiled(self.dialect)
-            params: dict[str, Any] = {}
-            for position, record in enumerate(chunk):
-                for name, value in ops.dump(record).items():
-                    params[f"{name}_{position}"] = value
-            steps.append(Step(compiled.sql, compiled.params(params), ops=ops, expected=len(chunk)))
+        if change.inserts:
+            compiled = ops.insert.compiled(self.dialect)
+            rows = self._rows if self._rows is not None else self._multi_row(compiled)
+            for start in range(0, len(change.inserts), MAX_ROWS):
+                chunk = [compiled.params(ops.dump(r)) for r in change.inserts[start : start + MAX_ROWS]]
+                steps.append(Step(rows.sql(len(chunk)), rows.params(chunk), ops=ops, expected=len(chunk)))
         if change.updates:
             compiled = ops.update.compiled(self.dialect)
-            rows = []
+            updates = []
             for record in change.updates:
                 values = ops.dump(record)
                 values["_id"] = values.pop("id")
-                rows.append(compiled.params(values))
-            steps.append(Step(compiled.sql, rows, ops=ops, many=True, expected=len(rows)))
+                updates.append(compiled.params(values))
+            steps.append(Step(compiled.sql, updates, ops=ops, many=True, expected=len(updates)))
         if change.deletes:
             compiled = ops.delete.compiled(self.dialect)
-            rows = [compiled.params({"_id": record_id}) for record_id in change.deletes]
-            steps.append(Step(compiled.sql, rows, ops=ops, many=True))
+            deletes = [compiled.params({"_id": record_id}) for record_id in change.deletes]
+            steps.append(Step(compiled.sql, deletes, ops=ops, many=True))
         return steps
 
-    def _insert(self, rows: int) -> Prepared:
-        prepared = self._inserts.get(rows)
-        if prepared is None:
-            table = self.ops.td.table
-            insert = postgresql.insert(table) if self.postgres else sqlite.insert(table)
-            values = [
-                {name: sa.bindparam(f"{name}_{i}", type_=table.c[name].type) for name in self.ops.names}
-                for i in range(rows)
-            ]
-            prepared = self._inserts[rows] = Prepared(insert.values(values).on_conflict_do_nothing())
-        return prepared
+    def _multi_row(self, compiled: Compiled) -> MultiRow:
+        self._rows = MultiRow(compiled)
+        return self._rows
+
+
+class MultiRow:
+    """A one-row ``INSERT ... VALUES (...) ON CONFLICT DO NOTHING`` made into an n-row one."""
+
+    def __init__(self, compiled: Compiled) -> None:
+        head, values, rest = compiled.sql.partition(" VALUES ")
+        end = rest.rindex(") ON CONFLICT") + 1
+        self._head = head + values
+        self._group = rest[:end]
+        self._tail = rest[end:]
+        self._positional = compiled.positional
+        self._texts: dict[int, str] = {}
+
+    def sql(self, rows: int) -> str:
+        text = self._texts.get(rows)
+        if text is None:
+            if self._positional:
+                groups = ", ".join([self._group] * rows)
+            else:
+                # Named parameters (psycopg's %(name)s): each row's get a suffix of their own.
+                groups = ", ".join(_PLACEHOLDER.sub(rf"%(\1_{i})s", self._group) for i in range(rows))
+            text = self._texts[rows] = f"{self._head}{groups}{self._tail}"
+        return text
+
+    def params(self, rows: list[Any]) -> Any:
+        """The rows' parameters (each as the one-row statement takes them) for the n-row statement."""
+        if self._positional:
+            return tuple(value for row in rows for value in row)
+        return {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
 
 
 def conflict_detail(step: Step, changed: int) -> str:

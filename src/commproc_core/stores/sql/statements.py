@@ -29,7 +29,7 @@ Codec = Callable[[Any], Any]
 class Compiled:
     """One statement's SQL for one dialect, and how its parameters are laid out."""
 
-    __slots__ = ("_fixed", "_names", "_positional", "_slots", "sql")
+    __slots__ = ("_fixed", "_names", "_slots", "positional", "sql")
 
     def __init__(
         self, statement: sa.ClauseElement, dialect: Dialect, column_keys: Sequence[str] | None = None
@@ -41,9 +41,9 @@ class Compiled:
             # Their SQL is rendered per call; none of the store's statements has any.
             raise NotImplementedError(f"statement needs per-call rendering: {compiled.string}")
         self.sql: str = compiled.string
-        self._positional = bool(dialect.positional)
+        self.positional = bool(dialect.positional)
         names: Sequence[str]
-        if self._positional:
+        if self.positional:
             names = compiled.positiontup or ()
         else:
             # A name bound twice (``_id`` in a checked update) is one dict entry.
@@ -73,7 +73,7 @@ class Compiled:
             value = values[key]
             # Called for None too, as SQLAlchemy does: a JSON column stores None as JSON null.
             out[position] = value if process is None else process(value)
-        if self._positional:
+        if self.positional:
             return tuple(out)
         return dict(zip(self._names, out, strict=True))
 
