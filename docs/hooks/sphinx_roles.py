@@ -16,7 +16,9 @@ from typing import Any
 
 import griffe
 
-_ROLE = re.compile(r":(?:py:)?(?:class|meth|func|mod|attr|data|exc|obj|const):`(?P<tilde>~?)(?P<target>[^`]+)`")
+_ROLE = re.compile(
+    r":(?:py:)?(?:class|meth|func|mod|attr|data|exc|obj|const):`(?P<tilde>~?)(?P<target>[^`]+)`"
+)
 # "text::" ends a paragraph that introduces a literal block; "::" alone on its line is dropped.
 _LITERAL_MARKER = re.compile(r"(?P<after_text>(?<=\S))::$|^::$", re.MULTILINE)
 

@@ -6,17 +6,22 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from commproc_core.queues import SQSQueue
-from commproc_core.testing.moto import aws_env, moto_endpoint, moto_server_url, sqs_client  # noqa: F401
 from fastapi.testclient import TestClient
-
 from webhook_receiver import ReceiverSettings, SqsForwarder, create_app
+
+from commproc_core.queues import SQSQueue
+
+# moto_endpoint: the moto server shared by the session, emptied for each test.
+pytest_plugins = ["commproc_core.testing.moto"]
 
 PUBLIC = "https://hooks.example.com"
 
 
 @pytest.fixture
 def sqs(moto_endpoint: str) -> Any:
+    # Imported here: the module is a pytest plugin, registered (and rewritten) before any import of it.
+    from commproc_core.testing.moto import sqs_client
+
     return sqs_client(moto_endpoint)
 
 

@@ -11,14 +11,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from commproc_core.stores import MemoryStore
-from commproc_core.testing import drain
-from commproc_email import EmailProcessor, SnsVerifier, sns_signing_string
 from conftest import depth, queue_for
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
+
+from commproc_core.stores import MemoryStore
+from commproc_core.testing import drain
+from commproc_email import EmailProcessor, SnsVerifier, sns_signing_string
 
 MAILGUN_KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-events"
@@ -247,7 +248,9 @@ def test_sns_notifications_are_queued_as_sns_sent_them(make_client, sqs, queues,
     sns = FakeSns()
     client = sns_client(make_client, sns)
     notification = sns_notification(sns)
-    answer = client.post("/email/sns", content=json.dumps(notification), headers={"Content-Type": "text/plain"})
+    answer = client.post(
+        "/email/sns", content=json.dumps(notification), headers={"Content-Type": "text/plain"}
+    )
     assert answer.status_code == 204, answer.text
 
     # The processor verifies the SNS signature itself, with the certificate from a directory.
@@ -296,6 +299,8 @@ def test_a_subscribe_url_elsewhere_than_sns_is_never_visited() -> None:
     from webhook_receiver import confirm_subscription
 
     with pytest.raises(Exception, match="bad_subscribe_url"):
-        confirm_subscription("https://sns.us-east-1.amazonaws.com.attacker.example/?Action=ConfirmSubscription")
+        confirm_subscription(
+            "https://sns.us-east-1.amazonaws.com.attacker.example/?Action=ConfirmSubscription"
+        )
     with pytest.raises(Exception, match="bad_subscribe_url"):
         confirm_subscription("http://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription")

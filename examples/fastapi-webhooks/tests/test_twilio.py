@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from conftest import PUBLIC, depth, queue_for
+from twilio.request_validator import RequestValidator
+
 from commproc_core.stores import MemoryStore
 from commproc_core.testing import drain
 from commproc_sms import SMSProcessor
-from conftest import PUBLIC, depth, queue_for
-from twilio.request_validator import RequestValidator
 
 TOKEN = "12345678901234567890123456789012"
 INBOUND = {

@@ -26,15 +26,15 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
 from commproc_core.errors import InvalidPayload, SignatureError, TransientError
 from commproc_core.pipeline.envelope import unwrap_body
 from commproc_email import SnsVerifier, verify_mailgun, verify_sendgrid
 from commproc_email.signatures import load_sendgrid_public_key
 from commproc_sms import verify_envelope
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
-
 from webhook_receiver.forwarding import ForwardError, SqsForwarder, api_gateway_event
 from webhook_receiver.settings import ReceiverSettings
 
@@ -74,7 +74,9 @@ def create_app(
     settings = settings or ReceiverSettings.from_env()
     forwarder = forwarder or SqsForwarder()
     now = clock or (lambda: datetime.now(timezone.utc))
-    sendgrid_key = load_sendgrid_public_key(settings.sendgrid_public_key) if settings.sendgrid_public_key else None
+    sendgrid_key = (
+        load_sendgrid_public_key(settings.sendgrid_public_key) if settings.sendgrid_public_key else None
+    )
     verifier = sns_verifier or SnsVerifier(topic_arns=settings.sns_topic_arns)
     app = FastAPI(title="commproc webhook receiver", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -105,7 +107,9 @@ def create_app(
         _log.info("queued a %s webhook as SQS message %s", provider, message_id)
 
     def wrapped(request: Request, text: str) -> dict[str, Any]:
-        return api_gateway_event(method=request.method, url=public_url(request), headers=request.headers, body=text)
+        return api_gateway_event(
+            method=request.method, url=public_url(request), headers=request.headers, body=text
+        )
 
     @app.exception_handler(_Refused)
     async def refused(request: Request, exc: _Refused) -> Response:
