@@ -125,3 +125,27 @@ def example_django(session: nox.Session) -> None:
     folder = _example(session, "django")
     session.chdir(folder)
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def deploy(session: nox.Session) -> None:
+    """deploy/: cfn-lint on the SAM template, its mapping template through the real processors, the
+    Lambda function, the compose worker's configuration run for real, and the images.
+
+    The images are built where a docker engine answers; elsewhere the Dockerfiles are linted
+    (hadolint, in the tests) and this session says so.
+    """
+    _install_project(session, "deploy")
+    session.chdir(ROOT / "deploy")
+    session.run("pytest", "-p", "no:cacheprovider", *session.posargs)
+    docker = shutil.which("docker")
+    # `docker info` prints "Server Version" only when an engine answers.
+    info = docker and session.run(docker, "info", silent=True, success_codes=[0, 1], external=True)
+    if "Server Version" not in str(info):
+        session.log("no docker engine here: the Dockerfiles were linted with hadolint, not built")
+        return
+    for dockerfile, tag in (
+        ("deploy/Dockerfile", "commproc-worker"),
+        ("deploy/lambda.Dockerfile", "commproc-lambda"),
+    ):
+        session.run(docker, "build", "-f", dockerfile, "-t", f"{tag}:ci", str(ROOT), external=True)
