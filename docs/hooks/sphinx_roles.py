@@ -14,7 +14,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import griffe
+try:
+    import griffe
+except ImportError:  # the test suite checks markdown() without the site's tools installed
+    griffe = None
 
 _ROLE = re.compile(
     r":(?:py:)?(?:class|meth|func|mod|attr|data|exc|obj|const):`(?P<tilde>~?)(?P<target>[^`]+)`"
@@ -36,10 +39,12 @@ def markdown(text: str) -> str:
     return _LITERAL_MARKER.sub(lambda m: ":" if m["after_text"] is not None else "", text)
 
 
-class SphinxRoles(griffe.Extension):
-    """Rewrites every docstring griffe loads; see the module docstring."""
+if griffe is not None:
 
-    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
-        del kwargs
-        if obj.docstring is not None:
-            obj.docstring.value = markdown(obj.docstring.value)
+    class SphinxRoles(griffe.Extension):
+        """Rewrites every docstring griffe loads; see the module docstring."""
+
+        def on_instance(self, *, obj: Any, **kwargs: Any) -> None:
+            del kwargs
+            if obj.docstring is not None:
+                obj.docstring.value = markdown(obj.docstring.value)
