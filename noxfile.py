@@ -1,4 +1,4 @@
-"""Sessions: `nox` runs lint, typecheck, tests and packaging; `nox -s bench` prints figures."""
+"""Sessions: `nox` runs lint, typecheck, tests, packaging, docs, examples; `nox -s bench` measures."""
 
 from __future__ import annotations
 
@@ -7,13 +7,23 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests", "packaging"]
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "tests",
+    "packaging",
+    "docs",
+    "example_fastapi",
+    "example_django",
+    "deploy",
+]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
 ROOT = Path(__file__).parent
 PLUGINS = [ROOT / "src" / "commproc_sms", ROOT / "src" / "commproc_email"]
 PYPROJECT = nox.project.load_toml("pyproject.toml")
+EXAMPLES = ROOT / "examples"
 
 
 def _install_project(session: nox.Session, *groups: str) -> None:
@@ -74,3 +84,70 @@ def bench(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     _install_project(session)
     session.run("commproc", "demo", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs.yml), built with --strict: a broken link, anchor or docstring fails it.
+
+    mkdocstrings reads the docstrings from src/ without importing the packages,
+    so only the site's own tools are installed. The pages' examples run in `tests`.
+    """
+    session.install(*nox.project.dependency_groups(PYPROJECT, "docs"))
+    site = ROOT / "build" / "site"
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(site), env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+def _example(session: nox.Session, name: str) -> Path:
+    """Install commproc, then the example and its test group; returns its folder."""
+    folder = EXAMPLES / name
+    _install_project(session)
+    session.install(str(folder))
+    session.install(
+        *nox.project.dependency_groups(nox.project.load_toml(str(folder / "pyproject.toml")), "test")
+    )
+    return folder
+
+
+@nox.session
+def example_fastapi(session: nox.Session) -> None:
+    """examples/fastapi-webhooks: signed webhooks in, through moto's SQS, into the real processors."""
+    folder = _example(session, "fastapi-webhooks")
+    session.chdir(folder)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def example_django(session: nox.Session) -> None:
+    """examples/django: migrate, commproc's schema, the management command on moto's SQS, the admin.
+
+    Needs the PostgreSQL of $DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/test);
+    Django creates and drops a test database of its own there.
+    """
+    folder = _example(session, "django")
+    session.chdir(folder)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def deploy(session: nox.Session) -> None:
+    """deploy/: cfn-lint on the SAM template, its mapping template through the real processors, the
+    Lambda function, the compose worker's configuration run for real, and the images.
+
+    The images are built where a docker engine answers; elsewhere the Dockerfiles are linted
+    (hadolint, in the tests) and this session says so.
+    """
+    _install_project(session, "deploy")
+    session.chdir(ROOT / "deploy")
+    session.run("pytest", "-p", "no:cacheprovider", *session.posargs)
+    docker = shutil.which("docker")
+    # `docker info` prints "Server Version" only when an engine answers.
+    info = docker and session.run(docker, "info", silent=True, success_codes=[0, 1], external=True)
+    if "Server Version" not in str(info):
+        session.log("no docker engine here: the Dockerfiles were linted with hadolint, not built")
+        return
+    for dockerfile, tag in (
+        ("deploy/Dockerfile", "commproc-worker"),
+        ("deploy/lambda.Dockerfile", "commproc-lambda"),
+    ):
+        session.run(docker, "build", "-f", dockerfile, "-t", f"{tag}:ci", str(ROOT), external=True)

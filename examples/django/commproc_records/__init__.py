@@ -1,0 +1,1 @@
+"""commproc's records in the Django admin, and management commands that run commproc."""
