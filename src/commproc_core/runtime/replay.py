@@ -28,6 +28,7 @@ import attrs
 
 from commproc_core.errors import ConfigError
 from commproc_core.model import CommunicationEvent, QueueMessage
+from commproc_core.ports import ChannelProcessor
 
 __all__ = [
     "DUMP_FORMAT",
@@ -189,7 +190,7 @@ def event_fields(event: CommunicationEvent, duplicate: bool = False) -> dict[str
     }
 
 
-def replay_iter(processor: Any, inputs: Sequence[ReplayInput]) -> Iterator[ReplayResult]:
+def replay_iter(processor: ChannelProcessor, inputs: Sequence[ReplayInput]) -> Iterator[ReplayResult]:
     """Process ``inputs`` one by one through ``processor`` (nothing is acknowledged), yielding results."""
     queue_url = str(getattr(processor, "queue_url", None) or "replay://")
     for item in inputs:
@@ -207,6 +208,6 @@ def replay_iter(processor: Any, inputs: Sequence[ReplayInput]) -> Iterator[Repla
         )
 
 
-def replay(processor: Any, inputs: Sequence[ReplayInput]) -> list[ReplayResult]:
+def replay(processor: ChannelProcessor, inputs: Sequence[ReplayInput]) -> list[ReplayResult]:
     """Process ``inputs`` in order through ``processor``; one result per input."""
     return list(replay_iter(processor, inputs))
