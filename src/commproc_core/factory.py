@@ -187,8 +187,9 @@ class ProcessorFactory:
 
         Pass a ``store``, or where to open one (``database_url``, ``schema``,
         ``table_prefix``; each falls back to its environment variable). The
-        store is opened on first use, not now. Processors handed out before
-        keep the factory they came from.
+        store is opened on first use, not now. Processors registered on the
+        previous default stay registered; processors handed out before keep
+        the factory they came from.
         """
         if store is not None and (database_url or schema or table_prefix):
             raise ConfigError("configure() takes a store or where to open one (database_url...), not both")
@@ -200,6 +201,11 @@ class ProcessorFactory:
             agent_responder=agent_responder,
             store_opener=None if store is not None else _env_opener(database_url, schema, table_prefix),
         )
+        with _default_lock:
+            previous = _default
+        if previous is not None:
+            # Processors registered before start-up (at import time, as the seed did) stay registered.
+            factory._registered.update(previous._registered)
         cls.set_default(factory)
         return factory
 
