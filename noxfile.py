@@ -7,12 +7,14 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests", "packaging"]
+nox.options.sessions = ["lint", "typecheck", "tests", "packaging", "plugin_example"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
 ROOT = Path(__file__).parent
 PLUGINS = [ROOT / "src" / "commproc_sms", ROOT / "src" / "commproc_email"]
+#: A third-party style channel plugin, built and tested as its author would.
+VOICE = ROOT / "examples" / "commproc-voice"
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
@@ -59,6 +61,31 @@ def packaging(session: nox.Session) -> None:
     session.run(
         "pytest", "--noconftest", "-m", "packaging", "tests/packaging", env={"COMMPROC_DIST_DIR": str(dist)}
     )
+
+
+@nox.session
+def plugin_example(session: nox.Session) -> None:
+    """Build commproc and the example voice plugin from sdists, install the wheels, run the plugin's tests.
+
+    The tests import only what is installed (never src/), as a plugin
+    author's would, and check that `commproc channels` lists the plugin.
+    """
+    session.install("build")
+    dist = ROOT / "build" / "plugin-example-dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    for project in [ROOT, *PLUGINS, VOICE]:
+        # `python -m build` builds the sdist, then the wheel from that sdist.
+        session.run("python", "-m", "build", "--outdir", str(dist), str(project), silent=True)
+
+    def wheel(name: str) -> str:
+        (found,) = dist.glob(f"{name}-*.whl")
+        return str(found)
+
+    voice = f"{wheel('commproc_voice')}[test]"
+    session.install(wheel("commproc_core"), wheel("commproc_sms"), wheel("commproc_email"), voice)
+    session.run("commproc", "channels")
+    session.chdir(VOICE)
+    session.run("pytest", env={"PYTHONHASHSEED": "0"})
 
 
 @nox.session
