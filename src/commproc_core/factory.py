@@ -37,6 +37,7 @@ import attrs
 from commproc_core.errors import ChannelLoadError, ChannelNotFound, ConfigError, DuplicateChannelError
 from commproc_core.parsing import config_problems
 from commproc_core.pipeline.compat import SeedChannelProcessor, provided_collaborators
+from commproc_core.pipeline.defaults import set_store_provider
 from commproc_core.pipeline.settings import ChannelSettings
 from commproc_core.ports import AgentResponder, Clock, MessageQueue, Sender, Store
 
@@ -211,10 +212,17 @@ class ProcessorFactory:
 
     @classmethod
     def set_default(cls, factory: ProcessorFactory | None) -> None:
-        """Make ``factory`` the default (None: forget it, and close a store the old default opened)."""
+        """Make ``factory`` the default (None: forget it, and close a store the old default opened).
+
+        Its store is also the one processors built without a store record
+        into (``SMSProcessor(queue_url)``), as the seed's shared the host's
+        database.
+        """
         global _default
         with _default_lock:
             previous, _default = _default, factory
+            # Processors built without a store (SMSProcessor(queue_url)) use the configured one.
+            set_store_provider(None if factory is None else lambda: factory.store)
         if factory is None and previous is not None and previous._opened is not None:
             previous._opened.close()
 

@@ -164,3 +164,15 @@ def test_a_processor_whose_constructor_refuses_the_store_is_a_clear_error() -> N
     factory.register_processor("narrow", Narrow)
     with pytest.raises(ConfigError, match=r"Narrow\(\) accepts no store"):
         factory.get_processor("narrow", "memory://q")
+
+
+def test_processors_built_directly_use_the_configured_store(tmp_path, monkeypatch) -> None:
+    # As the seed's processors used the host's database: SMSProcessor(queue_url) with no store.
+    store = MemoryStore()
+    ProcessorFactory.configure(store)
+    assert ExampleProcessor("memory://q").store is store
+    ProcessorFactory.set_default(None)
+    monkeypatch.setenv("COMMPROC_DATABASE_URL", f"sqlite:///{tmp_path / 'own.db'}")
+    own = ExampleProcessor("memory://q").store
+    assert isinstance(own, SQLStore) and own is not store
+    own.close()

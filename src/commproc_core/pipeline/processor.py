@@ -25,7 +25,7 @@ import attrs
 from commproc_core.errors import CommprocError, PermanentError
 from commproc_core.model import Campaign, CommunicationEvent, Conversation, Lead, QueueMessage, Thread, new_id
 from commproc_core.parsing import parse_settings
-from commproc_core.pipeline import direct
+from commproc_core.pipeline import defaults, direct
 from commproc_core.pipeline.batch import BatchRunner
 from commproc_core.pipeline.envelope import Envelope
 from commproc_core.pipeline.heartbeat import Heartbeat
@@ -130,9 +130,8 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         if self._store is None:
             with self._setup_lock:
                 if self._store is None:
-                    from commproc_core.stores.sql import open_store
-
-                    self._store = open_store(None)
+                    # The host's configured default store (the seed's shared database), else our own.
+                    self._store = defaults.default_store()
         return self._store
 
     @property
