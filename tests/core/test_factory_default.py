@@ -45,25 +45,25 @@ def test_the_seed_calls_as_written() -> None:
         store,
         config={"agent_mode": True, "agent_config": {"prompt": "Be brief", "context": {"step_number": 1}}},
     )
-    add_config(store, channel_type="voice", queue_url="memory://voice")
+    add_config(store, channel_type="fax", queue_url="memory://fax")
     ProcessorFactory.register_processor("example", ExampleProcessor)  # kept by configure()
     ProcessorFactory.configure(store, queue_factory=MemoryQueue)
 
-    # The guide's usage example, with VoiceProcessor a registered class:
-    VoiceProcessor = type("VoiceProcessor", (ExampleProcessor,), {"channel_type": "voice"})
+    # The guide's usage example, with a fax channel no plugin provides:
+    FaxProcessor = type("FaxProcessor", (ExampleProcessor,), {"channel_type": "fax"})
     sms_processor = ProcessorFactory.get_processor("example")
     all_processors = ProcessorFactory.get_all_processors()
-    ProcessorFactory.register_processor("voice", VoiceProcessor)
+    ProcessorFactory.register_processor("fax", FaxProcessor)
     channels = ProcessorFactory.get_supported_channels()
 
     assert sms_processor.queue_url == "memory://one"
     assert sms_processor.settings.agent_config.context == {"step_number": 1}
     assert sms_processor.store is store
-    # voice was not registered yet when get_all_processors ran: logged and skipped.
+    # fax was not registered yet when get_all_processors ran: logged and skipped.
     assert [p.queue_url for p in all_processors] == ["memory://one"]
-    assert {"example", "voice"} <= set(channels)
-    assert [p.channel_type for p in ProcessorFactory.get_all_processors()] == ["example", "voice"]
-    assert ProcessorFactory.validate_processor_config("voice", {"batch_size": 50}) == [
+    assert {"example", "fax"} <= set(channels)
+    assert [p.channel_type for p in ProcessorFactory.get_all_processors()] == ["example", "fax"]
+    assert ProcessorFactory.validate_processor_config("fax", {"batch_size": 50}) == [
         "must be at least 1 and at most 10, got 50 @ config.batch_size"
     ]
 
