@@ -12,6 +12,7 @@ nox.options.sessions = [
     "typecheck",
     "tests",
     "packaging",
+    "plugin_example",
     "docs",
     "example_fastapi",
     "example_django",
@@ -22,6 +23,8 @@ nox.options.error_on_missing_interpreters = False
 
 ROOT = Path(__file__).parent
 PLUGINS = [ROOT / "src" / "commproc_sms", ROOT / "src" / "commproc_email"]
+#: A third-party style channel plugin, built and tested as its author would.
+VOICE = ROOT / "examples" / "commproc-voice"
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 EXAMPLES = ROOT / "examples"
 
@@ -47,7 +50,10 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     _install_project(session, "typecheck")
-    session.run("mypy", "src/commproc_core", "src/commproc_sms", "src/commproc_email")
+    # The example plugin is type-checked too: it is what plugin authors copy.
+    session.run(
+        "mypy", "src/commproc_core", "src/commproc_sms", "src/commproc_email", "examples/commproc-voice/src"
+    )
     # The benchmark scripts import each other as siblings, not as a package.
     session.run("mypy", "--explicit-package-bases", "benchmarks", env={"MYPYPATH": "src:benchmarks"})
 
@@ -71,6 +77,31 @@ def packaging(session: nox.Session) -> None:
     session.run(
         "pytest", "--noconftest", "-m", "packaging", "tests/packaging", env={"COMMPROC_DIST_DIR": str(dist)}
     )
+
+
+@nox.session
+def plugin_example(session: nox.Session) -> None:
+    """Build commproc and the example voice plugin from sdists, install the wheels, run the plugin's tests.
+
+    The tests import only what is installed (never src/), as a plugin
+    author's would, and check that `commproc channels` lists the plugin.
+    """
+    session.install("build")
+    dist = ROOT / "build" / "plugin-example-dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    for project in [ROOT, *PLUGINS, VOICE]:
+        # `python -m build` builds the sdist, then the wheel from that sdist.
+        session.run("python", "-m", "build", "--outdir", str(dist), str(project), silent=True)
+
+    def wheel(name: str) -> str:
+        (found,) = dist.glob(f"{name}-*.whl")
+        return str(found)
+
+    voice = f"{wheel('commproc_voice')}[test]"
+    session.install(wheel("commproc_core"), wheel("commproc_sms"), wheel("commproc_email"), voice)
+    session.run("commproc", "channels")
+    session.chdir(VOICE)
+    session.run("pytest", env={"PYTHONHASHSEED": "0"})
 
 
 @nox.session

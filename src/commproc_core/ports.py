@@ -39,12 +39,16 @@ __all__ = [
     "AgentReply",
     "AgentRequest",
     "AgentResponder",
+    "BatchCounts",
     "BatchResult",
     "BulkUnitOfWork",
     "ChannelProcessor",
     "Clock",
     "Load",
     "MessageQueue",
+    "PollSettings",
+    "ProcessedBatch",
+    "ProcessedMessage",
     "Repository",
     "SendResult",
     "Sender",
@@ -279,13 +283,115 @@ class Sender(Protocol):
     def send(self, message: OutboundMessage) -> SendResult: ...
 
 
+class PollSettings(Protocol):
+    """The settings of a channel the worker polls by."""
+
+    @property
+    def batch_size(self) -> int:
+        """Messages per receive, 1 to 10."""
+        ...
+
+    @property
+    def wait_time(self) -> int:
+        """Long-poll wait of a receive, 0 to 20 seconds."""
+        ...
+
+
+class ProcessedMessage(Protocol):
+    """One queue message of a processed batch, as the runtime reads it."""
+
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def outcome(self) -> str:
+        """``processed``, ``duplicate``, ``rejected``, ``ignored`` or ``retry`` (left on the queue)."""
+        ...
+
+    @property
+    def reason(self) -> str | None:
+        """The error code of a rejection or a retry."""
+        ...
+
+    @property
+    def events(self) -> Sequence[CommunicationEvent]:
+        """The communication events recorded (or found, for duplicates), in order."""
+        ...
+
+    @property
+    def duplicates(self) -> Sequence[bool]:
+        """For each of ``events``, whether it had been recorded before."""
+        ...
+
+
+class BatchCounts(Protocol):
+    """The counts of a processed batch the runtime reads."""
+
+    @property
+    def retried(self) -> int:
+        """Queue messages left on the queue for another try."""
+        ...
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds the batch took."""
+        ...
+
+
+class ProcessedBatch(Protocol):
+    """What :meth:`ChannelProcessor.process_batch` returns: an outcome per message, and counts."""
+
+    @property
+    def outcomes(self) -> Sequence[ProcessedMessage]: ...
+
+    @property
+    def stats(self) -> BatchCounts: ...
+
+
 class ChannelProcessor(Protocol):
-    """Consumes one channel's queue: what the worker and the factory hand out."""
+    """What the worker, the Lambda handler and replay call on a channel's processor; nothing more.
 
-    channel_type: str
+    :class:`~commproc_core.pipeline.processor.BaseChannelProcessor` implements
+    it (and :class:`~commproc_core.pipeline.stats.BatchReport` is its
+    :class:`ProcessedBatch`); a class that does not subclass it works too.
+    :class:`~commproc_core.factory.ProcessorFactory` builds one as
+    ``cls(queue_url, config, **collaborators)``, passing only the
+    collaborators (``store``, ``queue``, ``clock``, ``sender``,
+    ``agent_responder``) its constructor accepts.
 
-    def process_messages(self, max_messages: int = 10) -> Any: ...
+    ``process_batch`` owns everything between receiving and acknowledging:
+    it records an outcome for every message and, unless
+    ``acknowledge=False`` (Lambda and replay, which act on the outcomes
+    themselves), deletes what is done and backs off what is left for a retry.
+    It must not raise for a message's failure; an exception means the whole
+    batch failed and every message comes back.
+    """
 
-    def validate_event(self, event_data: Any) -> Any: ...
+    @property
+    def channel_type(self) -> str: ...
 
-    def process_event(self, event_data: Any) -> Any: ...
+    @property
+    def queue_url(self) -> str | None: ...
+
+    @property
+    def settings(self) -> PollSettings: ...
+
+    @property
+    def store(self) -> Store:
+        """The store the processor records into (the worker's readiness probe, when none is given)."""
+        ...
+
+    @property
+    def queue(self) -> MessageQueue:
+        """The queue ``receive_messages`` reads (start-up checks and depth gauges)."""
+        ...
+
+    def receive_messages(self, max_messages: int = 10, wait_time: int = 20) -> list[QueueMessage]: ...
+
+    def process_batch(
+        self, messages: Sequence[QueueMessage], *, acknowledge: bool = True
+    ) -> ProcessedBatch: ...
+
+    def close(self) -> None:
+        """Release what the processor started (threads, clients); it is not used afterwards."""
+        ...

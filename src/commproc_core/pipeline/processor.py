@@ -23,8 +23,9 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 import attrs
 
 from commproc_core.errors import CommprocError, PermanentError
-from commproc_core.model import Campaign, CommunicationEvent, Conversation, Lead, QueueMessage, Thread
+from commproc_core.model import Campaign, CommunicationEvent, Conversation, Lead, QueueMessage, Thread, new_id
 from commproc_core.parsing import parse_settings
+from commproc_core.pipeline import defaults, direct
 from commproc_core.pipeline.batch import BatchRunner
 from commproc_core.pipeline.envelope import Envelope
 from commproc_core.pipeline.heartbeat import Heartbeat
@@ -136,9 +137,8 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         if self._store is None:
             with self._setup_lock:
                 if self._store is None:
-                    from commproc_core.stores.sql import open_store
-
-                    self._store = open_store(None)
+                    # The host's configured default store (the seed's shared database), else our own.
+                    self._store = defaults.default_store()
         return self._store
 
     @property
@@ -357,6 +357,33 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         except CommprocError as exc:
             # Housekeeping: the next batch tries again; the tokens only take room meanwhile.
             self.log.warning("%s: could not forget expired signature tokens: %s", self.channel_type, exc)
+
+    # -- direct calls, outside a batch (commproc_core.pipeline.direct) ----------------
+
+    #: Wrap subclasses' validate_event and process_event for direct calls;
+    #: SeedChannelProcessor wraps them its own way.
+    _direct_calls: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls._direct_calls:
+            return
+        validate, process = cls.__dict__.get("validate_event"), cls.__dict__.get("process_event")
+        if callable(validate) and not getattr(validate, direct.MARK, False):
+            cls.validate_event = direct.wrap_validate(validate, EventPayload)  # type: ignore[method-assign]
+        if callable(process) and not getattr(process, direct.MARK, False):
+            cls.process_event = direct.wrap_process(process)  # type: ignore[method-assign]
+
+    def process_payload(self, data: Any) -> MessageOutcome:
+        """Process one provider payload now, as a queue message holding it would be; nothing is acknowledged.
+
+        ``data`` is what a queue message body holds (a mapping, a list, or
+        the body text). It is validated, deduplicated and recorded in a
+        transaction of its own; the outcome says what it came to.
+        """
+        body = direct.body_text(data, type(self).__name__)
+        message = QueueMessage(message_id=f"direct-{new_id()}", receipt_handle="", body=body)
+        return self.process_batch([message], acknowledge=False).outcomes[0]
 
     # -- caches ---------------------------------------------------------------------
 

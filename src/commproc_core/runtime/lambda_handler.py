@@ -27,7 +27,7 @@ from typing import Any
 
 from commproc_core.errors import ConfigError
 from commproc_core.model import QueueMessage
-from commproc_core.ports import Store
+from commproc_core.ports import ChannelProcessor, Store
 
 __all__ = ["SQSHandler", "clear_cache", "make_handler", "queue_url_from_arn", "record_to_message"]
 
@@ -113,14 +113,14 @@ def _cached_processor(
         if factory.store is None:
             factory.store = _store(url)
         # Lambda owns the queue (receive and delete): the processor never talks to SQS.
-        processor = _PROCESSORS[key] = factory.get_processor(channel, None, config)
+        processor = _PROCESSORS[key] = factory.build_processor(channel, None, config)
     return processor
 
 
 class SQSHandler:
     """A Lambda handler: ``handler(event, context)`` for an SQS event; see :func:`make_handler`."""
 
-    def __init__(self, processor: Any) -> None:
+    def __init__(self, processor: ChannelProcessor) -> None:
         self.processor = processor
 
     def __call__(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
@@ -139,7 +139,7 @@ def make_handler(
     *,
     config: Mapping[str, Any] | None = None,
     store_url: str | None = None,
-    processor: Any = None,
+    processor: ChannelProcessor | None = None,
     factory: Any = None,
 ) -> SQSHandler:
     """A Lambda handler processing SQS records through ``channel_type``'s processor.

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from commproc_core.model import QueueMessage, utcnow
-from commproc_core.pipeline.stats import BatchReport
+from commproc_core.ports import ProcessedBatch
 
 __all__ = ["HealthServer", "PrometheusMetrics", "WorkerMetrics", "create_metrics", "prometheus_available"]
 
@@ -50,7 +50,9 @@ class WorkerMetrics:
     #: True when the metrics are really kept.
     enabled = False
 
-    def batch(self, channel: str, queue: str, messages: Sequence[QueueMessage], report: BatchReport) -> None:
+    def batch(
+        self, channel: str, queue: str, messages: Sequence[QueueMessage], report: ProcessedBatch
+    ) -> None:
         """One received batch and what became of it."""
 
     def poll_error(self, channel: str, queue: str, error: str) -> None:
@@ -136,7 +138,9 @@ class PrometheusMetrics(WorkerMetrics):
             registry=r,
         )
 
-    def batch(self, channel: str, queue: str, messages: Sequence[QueueMessage], report: BatchReport) -> None:
+    def batch(
+        self, channel: str, queue: str, messages: Sequence[QueueMessage], report: ProcessedBatch
+    ) -> None:
         now = utcnow()
         self.received.labels(channel, queue).inc(len(messages))
         for message in messages:
@@ -151,8 +155,10 @@ class PrometheusMetrics(WorkerMetrics):
                     self.duplicates.labels(channel, queue).inc()
                 else:
                     self.events.labels(event.channel, event.event_type, event.status).inc()
-        if report.stats.conflicts:
-            self.conflicts.labels(channel, queue).inc(report.stats.conflicts)
+        # Not part of the ChannelProcessor protocol: processors of our own pipeline count it.
+        conflicts = getattr(report.stats, "conflicts", 0)
+        if conflicts:
+            self.conflicts.labels(channel, queue).inc(conflicts)
         self.batch_seconds.labels(channel, queue).observe(report.stats.elapsed)
 
     def poll_error(self, channel: str, queue: str, error: str) -> None:

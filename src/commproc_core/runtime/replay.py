@@ -28,6 +28,7 @@ import attrs
 
 from commproc_core.errors import ConfigError
 from commproc_core.model import CommunicationEvent, QueueMessage
+from commproc_core.ports import ChannelProcessor
 
 __all__ = [
     "DUMP_FORMAT",
@@ -192,7 +193,7 @@ def event_fields(event: CommunicationEvent, duplicate: bool = False) -> dict[str
     }
 
 
-def replay_iter(processor: Any, inputs: Sequence[ReplayInput]) -> Iterator[ReplayResult]:
+def replay_iter(processor: ChannelProcessor, inputs: Sequence[ReplayInput]) -> Iterator[ReplayResult]:
     """Process ``inputs`` one by one through ``processor`` (nothing is acknowledged), yielding results."""
     queue_url = str(getattr(processor, "queue_url", None) or "replay://")
     for item in inputs:
@@ -203,7 +204,8 @@ def replay_iter(processor: Any, inputs: Sequence[ReplayInput]) -> Iterator[Repla
             source=item.source,
             outcome=mapped,
             reason=outcome.reason if mapped in ("rejected", "failed") else None,
-            detail=outcome.detail if mapped in ("rejected", "failed") else None,
+            # Optional in the ChannelProcessor protocol; commproc's own pipeline fills it.
+            detail=getattr(outcome, "detail", None) if mapped in ("rejected", "failed") else None,
             events=tuple(
                 event_fields(event, duplicate)
                 for event, duplicate in zip(outcome.events, outcome.duplicates, strict=False)
@@ -211,6 +213,6 @@ def replay_iter(processor: Any, inputs: Sequence[ReplayInput]) -> Iterator[Repla
         )
 
 
-def replay(processor: Any, inputs: Sequence[ReplayInput]) -> list[ReplayResult]:
+def replay(processor: ChannelProcessor, inputs: Sequence[ReplayInput]) -> list[ReplayResult]:
     """Process ``inputs`` in order through ``processor``; one result per input."""
     return list(replay_iter(processor, inputs))

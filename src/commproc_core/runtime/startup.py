@@ -28,7 +28,7 @@ from commproc_core.runtime.settings import ChannelSpec
 
 if TYPE_CHECKING:
     from commproc_core.factory import ProcessorFactory
-    from commproc_core.ports import Store
+    from commproc_core.ports import ChannelProcessor, Store
 
 __all__ = [
     "ChannelProblem",
@@ -138,7 +138,7 @@ def load_channels(
     return processors, problems
 
 
-def check_queue(processor: Any) -> ChannelProblem | None:
+def check_queue(processor: ChannelProcessor) -> ChannelProblem | None:
     """Ask a processor's queue to answer once (queues without a ``check`` method are taken as they are)."""
     channel = str(getattr(processor, "channel_type", "") or type(processor).__name__)
     queue = getattr(processor, "queue", None)
@@ -170,7 +170,7 @@ def check_store(store: Store) -> ChannelProblem | None:
     return None
 
 
-def preflight(processors: Sequence[Any], store: Store) -> list[ChannelProblem]:
+def preflight(processors: Sequence[ChannelProcessor], store: Store) -> list[ChannelProblem]:
     """Every queue's and the store's problem at start-up; [] when all answer."""
     problems = [p for p in (check_queue(processor) for processor in processors) if p is not None]
     store_problem = check_store(store)

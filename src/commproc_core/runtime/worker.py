@@ -36,7 +36,7 @@ from typing import Any
 import attrs
 
 from commproc_core.errors import CommprocError, ConfigError, QueueError
-from commproc_core.ports import Store
+from commproc_core.ports import ChannelProcessor, Store
 from commproc_core.redact import redact
 from commproc_core.runtime.masking import mask_urls
 from commproc_core.runtime.metrics import HealthServer, WorkerMetrics, create_metrics
@@ -87,7 +87,7 @@ class Worker:
 
     def __init__(
         self,
-        processors: Sequence[Any],
+        processors: Sequence[ChannelProcessor],
         *,
         store: Store | None = None,
         pollers: int = 1,

@@ -17,6 +17,8 @@ from typing import Any
 
 import attrs
 
+from commproc_core.ports import ChannelProcessor
+
 __all__ = ["PollerState", "QuietProbe", "ReadinessLog", "waiting_for"]
 
 log = logging.getLogger("commproc.worker")
@@ -33,7 +35,7 @@ def _iso(epoch: float) -> str:
 class PollerState:
     """One poller thread: its processor and what it is doing."""
 
-    processor: Any
+    processor: ChannelProcessor
     channel: str
     queue: str
     index: int = 0

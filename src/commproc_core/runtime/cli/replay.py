@@ -116,7 +116,7 @@ def _processor(args: argparse.Namespace, store: Any) -> Any:
             raise ConfigError(str(exc)) from exc
         factory.register_processor(name, load_object(target))
     config = load_channel_config(args.config) if args.config else {}
-    return factory.get_processor(args.channel, None, config)
+    return factory.build_processor(args.channel, None, config)
 
 
 def _human(result: Any) -> str:
