@@ -289,3 +289,21 @@ def test_probes_of_a_database_that_is_down_log_once(caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="commproc.store"), pytest.raises(Exception):
         store.ping()
     assert any(r.getMessage().startswith("store ping failed") for r in caplog.records)
+
+
+def test_readiness_is_logged_when_it_fails_for_new_reasons_not_as_problems_clear(caplog) -> None:
+    from commproc_core.runtime.worker_state import ReadinessLog
+
+    def problem(poller: str) -> dict:
+        return {"poller": poller, "channel": "sms", "queue": "sms-inbound", "reason": "queue_unavailable"}
+
+    readiness = ReadinessLog()
+    caplog.set_level(logging.INFO, logger="commproc")
+    readiness.note(True, [], "ok", False)
+    readiness.note(False, [problem("a")], "ok", False)  # not ready: logged
+    readiness.note(False, [problem("a"), problem("b")], "ok", False)  # a new reason: logged
+    readiness.note(False, [problem("b")], "ok", False)  # one cleared: not news
+    readiness.note(False, [problem("b")], "ok", False)  # the same: not news
+    readiness.note(True, [], "ok", False)  # ready again: logged
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line.split(":")[0] for line in lines] == ["not ready", "not ready", "ready again"]

@@ -133,10 +133,11 @@ class QuietProbe(logging.Filter):
 
 
 class ReadinessLog:
-    """Logs readiness when it changes (ready, not ready, or not ready for other reasons), once each.
+    """Logs readiness when it changes, once each: ready again, or not ready for new reasons.
 
     Probes come every few seconds; a log line per probe would bury the one
-    that matters.
+    that matters. While the worker recovers, problems clearing one by one
+    are not news: the next line is "ready again".
     """
 
     def __init__(self) -> None:
@@ -144,16 +145,13 @@ class ReadinessLog:
         self._last: tuple[Any, ...] | None = None
 
     def note(self, ready: bool, problems: Sequence[Mapping[str, Any]], store: str, stopping: bool) -> None:
-        key = (
-            ready,
-            store,
-            stopping,
-            tuple(sorted((str(p.get("poller") or p["channel"]), str(p["reason"])) for p in problems)),
-        )
+        reasons = frozenset((str(p.get("poller") or p["channel"]), str(p["reason"])) for p in problems)
+        key = (ready, store, stopping, reasons)
         with self._lock:
-            if key == self._last:
-                return
-            first, self._last = self._last is None, key
+            last, self._last = self._last, key
+        if last is not None and (ready, store, stopping) == last[:3] and reasons <= last[3]:
+            return  # the same state, or fewer problems than before
+        first = last is None
         if ready:
             if not first:
                 log.info("ready again: every poller receives and the store answers")
@@ -161,7 +159,7 @@ class ReadinessLog:
         if stopping:
             log.info("not ready: stopping")
             return
-        reasons = [f"{p.get('poller') or p['channel']} on {p['queue']}: {p['reason']}" for p in problems]
+        described = [f"{p.get('poller') or p['channel']} on {p['queue']}: {p['reason']}" for p in problems]
         if store != "ok":
-            reasons.append(f"store: {store}")
-        log.warning("not ready: %s", "; ".join(reasons) or "pollers not running")
+            described.append(f"store: {store}")
+        log.warning("not ready: %s", "; ".join(described) or "pollers not running")
