@@ -42,7 +42,7 @@ from commproc_core.model import CommunicationEvent, QueueMessage, SeenToken
 from commproc_core.pipeline.envelope import Envelope, unwrap
 from commproc_core.pipeline.records import Recorder, ReplayGuard, Tally, error_detail
 from commproc_core.pipeline.stats import MessageOutcome
-from commproc_core.stores.session import BatchSession
+from commproc_core.stores.session import BatchSession, session_for
 
 if TYPE_CHECKING:
     from commproc_core.pipeline.processor import BaseChannelProcessor, EventPayload
@@ -234,7 +234,7 @@ class BatchRunner:
     def _transaction(self, plans: Sequence[MessagePlan]) -> list[tuple[MessageOutcome, Tally]]:
         processor = self.processor
         with processor.store.unit_of_work() as uow:
-            session = BatchSession(uow)
+            session = session_for(uow)
             processor._bind(session)
             try:
                 self._prefetch(session, plans)

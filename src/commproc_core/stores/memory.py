@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
+from commproc_core import model
 from commproc_core.errors import RecordNotFound, StoreUnavailable, UniqueViolation, WriteConflict
-from commproc_core.ports import Load, TableChanges
+from commproc_core.ports import Load, Repository, TableChanges
 from commproc_core.stores.indexed import IndexedTable, ordered
+from commproc_core.stores.session import DirectSession
 from commproc_core.stores.spec import TABLES
 
 if TYPE_CHECKING:
@@ -113,6 +115,21 @@ class MemoryRepository(Generic[R]):
 class MemoryUnitOfWork:
     """A transaction over a :class:`MemoryStore`; use it in a ``with`` block."""
 
+    leads: Repository[model.Lead]
+    campaigns: Repository[model.Campaign]
+    campaign_participants: Repository[model.CampaignParticipant]
+    conversations: Repository[model.Conversation]
+    participants: Repository[model.Participant]
+    threads: Repository[model.Thread]
+    messages: Repository[model.Message]
+    events: Repository[model.CommunicationEvent]
+    processing_records: Repository[model.ProcessingRecord]
+    channel_configs: Repository[model.ChannelConfig]
+    consents: Repository[model.Consent]
+    agent_events: Repository[model.AgentEvent]
+    outbox: Repository[model.OutboundMessage]
+    seen_tokens: Repository[model.SeenToken]
+
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self._log: list[_Undo] = []
@@ -151,6 +168,10 @@ class MemoryUnitOfWork:
     def commit(self) -> None:
         self._active()
         self._log = []
+
+    def batch_session(self) -> DirectSession:
+        """The pipeline's view of this unit of work: it is in memory already, so nothing to batch."""
+        return DirectSession(self)
 
     def load_many(self, loads: Sequence[Load]) -> list[list[Any]]:
         self._active()

@@ -112,7 +112,7 @@ class ChannelContract:
     def new_store(self, directory: Path) -> Store:
         """An empty store for one test (a MemoryStore); override for a SQL store kept in ``directory``."""
         del directory
-        return MemoryStore()  # type: ignore[return-value]
+        return MemoryStore()
 
     @pytest.fixture
     def contract_store(self, tmp_path: Path) -> Iterator[Store]:
