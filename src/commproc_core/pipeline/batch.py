@@ -25,7 +25,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
 
@@ -40,14 +40,19 @@ from commproc_core.errors import (
 )
 from commproc_core.model import CommunicationEvent, QueueMessage, SeenToken
 from commproc_core.pipeline.envelope import Envelope, unwrap
+from commproc_core.pipeline.payload import EventPayload
 from commproc_core.pipeline.records import Recorder, ReplayGuard, Tally, error_detail
 from commproc_core.pipeline.stats import MessageOutcome
-from commproc_core.stores.session import BatchSession, session_for
+from commproc_core.stores.direct import session_for
+from commproc_core.stores.session import BatchSession
 
 if TYPE_CHECKING:
-    from commproc_core.pipeline.processor import BaseChannelProcessor, EventPayload
+    import logging as logging_types
+    from collections.abc import Mapping
 
-__all__ = ["BatchRunner", "MessagePlan"]
+    from commproc_core.ports import Clock, Store, UnitOfWork
+
+__all__ = ["BatchRunner", "Channel", "MessagePlan"]
 
 #: Times a transaction that lost a race runs again before the batch is split.
 CONFLICT_ATTEMPTS = 4
@@ -88,10 +93,38 @@ class MessagePlan:
         return [e.event for e in self.entries if e.event is not None]
 
 
+class Channel(Protocol):
+    """What a runner needs of its processor (a BaseChannelProcessor)."""
+
+    channel_type: ClassVar[str]
+    default_provider: ClassVar[str]
+    clock: Clock
+    log: logging_types.Logger
+
+    @property
+    def store(self) -> Store: ...
+
+    def now(self) -> Any: ...
+
+    def authenticate(self, envelope: Envelope) -> None: ...
+
+    def validate_event(self, event_data: EventPayload) -> Sequence[Any]: ...
+
+    def process_event(self, event_data: Any) -> CommunicationEvent: ...
+
+    def prefetch(self, events: Sequence[Any], session: BatchSession) -> None: ...
+
+    def describe_failure(self, payload: EventPayload | None, error: PermanentError) -> Mapping[str, Any]: ...
+
+    def campaign_rows(self) -> list[Any]: ...
+
+    def _bind(self, uow: UnitOfWork | None) -> None: ...
+
+
 class BatchRunner:
     """Runs batches for one processor; see the module docstring."""
 
-    def __init__(self, processor: BaseChannelProcessor[Any]) -> None:
+    def __init__(self, processor: Channel) -> None:
         self.processor = processor
         self.log = processor.log
         self.channel = processor.channel_type
@@ -135,8 +168,6 @@ class BatchRunner:
         except _Retry as retry:
             plan.retry = retry
             return plan
-        from commproc_core.pipeline.processor import EventPayload
-
         index = 0
         for position, data in enumerate(unwrapped.items):
             payload = EventPayload(data=data, envelope=unwrapped.envelope, index=position)

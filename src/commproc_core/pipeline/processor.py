@@ -18,7 +18,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
 
@@ -29,6 +29,7 @@ from commproc_core.pipeline import defaults, direct
 from commproc_core.pipeline.batch import BatchRunner
 from commproc_core.pipeline.envelope import Envelope
 from commproc_core.pipeline.heartbeat import Heartbeat
+from commproc_core.pipeline.payload import EventPayload, ProviderEvent
 from commproc_core.pipeline.records import ReplayGuard
 from commproc_core.pipeline.settings import ChannelSettings
 from commproc_core.pipeline.stats import BatchReport, MessageOutcome, ProcessingStats
@@ -57,34 +58,7 @@ __all__ = ["BaseChannelProcessor", "EventPayload", "ProviderEvent", "ReplayGuard
 _FORGET_TOKENS_SECONDS = 600.0
 
 
-class ProviderEvent(Protocol):
-    """What the base needs to know of a channel's parsed event."""
-
-    @property
-    def dedupe_key(self) -> str: ...
-
-    @property
-    def event_type(self) -> str: ...
-
-    @property
-    def provider(self) -> str: ...
-
-    @property
-    def channel(self) -> str: ...
-
-
 EventT = TypeVar("EventT", bound=ProviderEvent)
-
-
-@attrs.frozen(kw_only=True)
-class EventPayload:
-    """One provider event as unwrapped from a queue message, before validation."""
-
-    #: A dict parsed from JSON, or the form fields as a dict of strings.
-    data: Any
-    envelope: Envelope
-    #: Position in a list body; 0 for a body holding one event.
-    index: int = 0
 
 
 class BaseChannelProcessor(ABC, Generic[EventT]):

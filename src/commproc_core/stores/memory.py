@@ -20,8 +20,8 @@ import attrs
 from commproc_core import model
 from commproc_core.errors import RecordNotFound, StoreUnavailable, UniqueViolation, WriteConflict
 from commproc_core.ports import Load, Repository, TableChanges
+from commproc_core.stores.direct import DirectSession
 from commproc_core.stores.indexed import IndexedTable, ordered
-from commproc_core.stores.session import DirectSession
 from commproc_core.stores.spec import TABLES
 
 if TYPE_CHECKING:
