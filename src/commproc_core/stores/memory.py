@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
-from commproc_core import model
 from commproc_core.errors import RecordNotFound, StoreUnavailable, UniqueViolation, WriteConflict
-from commproc_core.ports import Load, Repository, TableChanges
+from commproc_core.ports import Load, TableChanges
 from commproc_core.stores.direct import DirectSession
 from commproc_core.stores.indexed import IndexedTable, ordered
-from commproc_core.stores.spec import TABLES
+from commproc_core.stores.spec import TABLES, Repositories
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -112,23 +111,8 @@ class MemoryRepository(Generic[R]):
         return True
 
 
-class MemoryUnitOfWork:
+class MemoryUnitOfWork(Repositories):
     """A transaction over a :class:`MemoryStore`; use it in a ``with`` block."""
-
-    leads: Repository[model.Lead]
-    campaigns: Repository[model.Campaign]
-    campaign_participants: Repository[model.CampaignParticipant]
-    conversations: Repository[model.Conversation]
-    participants: Repository[model.Participant]
-    threads: Repository[model.Thread]
-    messages: Repository[model.Message]
-    events: Repository[model.CommunicationEvent]
-    processing_records: Repository[model.ProcessingRecord]
-    channel_configs: Repository[model.ChannelConfig]
-    consents: Repository[model.Consent]
-    agent_events: Repository[model.AgentEvent]
-    outbox: Repository[model.OutboundMessage]
-    seen_tokens: Repository[model.SeenToken]
 
     def __init__(self, store: MemoryStore) -> None:
         self._store = store

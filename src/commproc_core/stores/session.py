@@ -40,14 +40,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 
 from commproc_core.errors import RecordNotFound, UniqueViolation, WriteConflict
-from commproc_core.ports import BulkUnitOfWork, Load, Repository, TableChanges, UnitOfWork
+from commproc_core.ports import BulkUnitOfWork, Load, TableChanges, UnitOfWork
 from commproc_core.stores.indexed import IndexedTable, ordered
-from commproc_core.stores.spec import TABLES, Range, UniqueKey
+from commproc_core.stores.spec import TABLES, Range, Repositories, UniqueKey
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from commproc_core import model
 
 __all__ = [
     "LOCKED_TABLES",
@@ -238,7 +237,7 @@ class SessionRepository(Generic[R]):
         return True
 
 
-class BatchSession:
+class BatchSession(Repositories):
     """A batch's unit of work, held in memory and written at :meth:`flush`; see the module docstring.
 
     ``uow`` is the store's unit of work, entered by the caller. When it
@@ -246,21 +245,6 @@ class BatchSession:
     writes are set-based; otherwise the session falls back to its
     row-at-a-time repositories (correct, not fast).
     """
-
-    leads: Repository[model.Lead]
-    campaigns: Repository[model.Campaign]
-    campaign_participants: Repository[model.CampaignParticipant]
-    conversations: Repository[model.Conversation]
-    participants: Repository[model.Participant]
-    threads: Repository[model.Thread]
-    messages: Repository[model.Message]
-    events: Repository[model.CommunicationEvent]
-    processing_records: Repository[model.ProcessingRecord]
-    channel_configs: Repository[model.ChannelConfig]
-    consents: Repository[model.Consent]
-    agent_events: Repository[model.AgentEvent]
-    outbox: Repository[model.OutboundMessage]
-    seen_tokens: Repository[model.SeenToken]
 
     def __init__(self, uow: UnitOfWork, *, lock: bool = True) -> None:
         self._uow = uow

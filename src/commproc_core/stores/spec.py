@@ -7,11 +7,14 @@ declared here holds whichever store a host picks.
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
 from commproc_core import model
+
+if TYPE_CHECKING:
+    from commproc_core.ports import Repository
 
 __all__ = ["TABLES", "Range", "TableSpec", "UniqueKey", "table_for"]
 
@@ -187,3 +190,26 @@ def table_for(record_type: type[Any]) -> TableSpec[Any]:
         if spec.record is record_type:
             return spec
     raise KeyError(f"no table holds {record_type.__name__} records")
+
+
+class Repositories:
+    """A repository per table, one attribute each, as :class:`~commproc_core.ports.UnitOfWork` declares them.
+
+    The stores' units of work and the batch session subclass it for these
+    declarations; each sets its repositories itself (or makes one on first use).
+    """
+
+    leads: Repository[model.Lead]
+    campaigns: Repository[model.Campaign]
+    campaign_participants: Repository[model.CampaignParticipant]
+    conversations: Repository[model.Conversation]
+    participants: Repository[model.Participant]
+    threads: Repository[model.Thread]
+    messages: Repository[model.Message]
+    events: Repository[model.CommunicationEvent]
+    processing_records: Repository[model.ProcessingRecord]
+    channel_configs: Repository[model.ChannelConfig]
+    consents: Repository[model.Consent]
+    agent_events: Repository[model.AgentEvent]
+    outbox: Repository[model.OutboundMessage]
+    seen_tokens: Repository[model.SeenToken]

@@ -23,10 +23,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine
 
-from commproc_core import model
 from commproc_core.errors import ConfigError, StoreUnavailable, WriteConflict
-from commproc_core.ports import Load, Repository, Store, TableChanges
-from commproc_core.stores.spec import TABLES
+from commproc_core.ports import Load, Store, TableChanges
+from commproc_core.stores.spec import TABLES, Repositories
 from commproc_core.stores.sql.bulk import BulkOps, Step, conflict_detail
 from commproc_core.stores.sql.engine import (
     connect,
@@ -56,23 +55,8 @@ __all__ = ["SQLStore", "SQLUnitOfWork"]
 log = logging.getLogger("commproc.store")
 
 
-class SQLUnitOfWork:
+class SQLUnitOfWork(Repositories):
     """A transaction over a :class:`SQLStore`; use it in a ``with`` block."""
-
-    leads: Repository[model.Lead]
-    campaigns: Repository[model.Campaign]
-    campaign_participants: Repository[model.CampaignParticipant]
-    conversations: Repository[model.Conversation]
-    participants: Repository[model.Participant]
-    threads: Repository[model.Thread]
-    messages: Repository[model.Message]
-    events: Repository[model.CommunicationEvent]
-    processing_records: Repository[model.ProcessingRecord]
-    channel_configs: Repository[model.ChannelConfig]
-    consents: Repository[model.Consent]
-    agent_events: Repository[model.AgentEvent]
-    outbox: Repository[model.OutboundMessage]
-    seen_tokens: Repository[model.SeenToken]
 
     def __init__(self, store: SQLStore) -> None:
         self._store = store
