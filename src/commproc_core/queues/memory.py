@@ -30,6 +30,8 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
+import attrs
+
 from commproc_core.errors import QueueError
 from commproc_core.model import QueueMessage
 from commproc_core.ports import BatchResult, VisibilityChange
@@ -54,65 +56,33 @@ def _batch_calls(entries: int) -> int:
     return -(-entries // MAX_BATCH)
 
 
+@attrs.define(kw_only=True, eq=False)
 class _Message:
-    __slots__ = (
-        "body",
-        "dedup_id",
-        "deleted",
-        "first_receive_ms",
-        "gen",
-        "group_id",
-        "handle",
-        "in_flight",
-        "message_attributes",
-        "message_id",
-        "receive_count",
-        "sent_at",
-        "sent_ms",
-        "sequence",
-        "visible_at",
-    )
-
-    def __init__(
-        self,
-        *,
-        message_id: str,
-        body: str,
-        message_attributes: Mapping[str, Any],
-        group_id: str | None,
-        dedup_id: str | None,
-        sequence: int,
-        visible_at: float,
-        sent_ms: int,
-        sent_at: datetime,
-    ) -> None:
-        self.message_id = message_id
-        self.body = body
-        self.message_attributes = message_attributes
-        self.group_id = group_id
-        self.dedup_id = dedup_id
-        self.sequence = sequence
-        self.sent_ms = sent_ms
-        self.sent_at = sent_at
-        self.receive_count = 0
-        self.first_receive_ms = 0
-        self.handle: str | None = None
-        self.visible_at = visible_at
-        self.gen = 0
-        self.in_flight = False
-        self.deleted = False
+    message_id: str
+    body: str
+    message_attributes: Mapping[str, Any]
+    group_id: str | None
+    dedup_id: str | None
+    sequence: int
+    visible_at: float
+    sent_ms: int
+    sent_at: datetime
+    receive_count: int = 0
+    first_receive_ms: int = 0
+    handle: str | None = None
+    gen: int = 0
+    in_flight: bool = False
+    deleted: bool = False
 
 
+@attrs.define(eq=False)
 class _Group:
     """One FIFO message group: its messages in order and how many are in flight."""
 
-    __slots__ = ("group_id", "in_flight", "messages", "queued")
-
-    def __init__(self, group_id: str) -> None:
-        self.group_id = group_id
-        self.messages: deque[_Message] = deque()
-        self.in_flight = 0
-        self.queued = False
+    group_id: str
+    messages: deque[_Message] = attrs.Factory(deque)
+    in_flight: int = 0
+    queued: bool = False
 
 
 class MemoryQueue:
