@@ -151,14 +151,15 @@ def _parse_address(raw: str, region: str | None = None, default_region: str | No
     if number is None:
         return Address(text, "invalid", None, whatsapp)
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    region_code = phonenumbers.region_code_for_number(number) or phonenumbers.region_code_for_country_code(
-        number.country_code or 0
-    )
+    # What is_valid_number does, without finding the number's region a second time.
+    matched = phonenumbers.region_code_for_number(number)
+    valid = matched is not None and phonenumbers.is_valid_number_for_region(number, matched)
+    region_code = matched or phonenumbers.region_code_for_country_code(number.country_code or 0)
     return Address(
         text,
         "e164",
         e164,
         whatsapp,
-        valid=phonenumbers.is_valid_number(number),
+        valid=valid,
         region=None if region_code == phonenumbers.UNKNOWN_REGION else region_code,
     )

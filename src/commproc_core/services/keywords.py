@@ -253,6 +253,7 @@ class KeywordProcessingService:
                         self._words.setdefault("".join(tokens), entry)
             self._fillers.update(t for f in lang.fillers for t in normalize_text(f))
             self._phrases.extend((normalize_text(p), code) for p in lang.phrases if normalize_text(p))
+        self._phrase_sizes = sorted({len(phrase) for phrase, _ in self._phrases})
 
     def match(self, text: str, *, provider_opt_out_type: str | None = None) -> KeywordMatch | None:
         """The keyword ``text`` is, by the module's tiers, regardless of consent; None for a message."""
@@ -276,9 +277,12 @@ class KeywordProcessingService:
                 return self._found(entry, key, "normalized")
         if (found := self._with_fillers(tokens)) is not None:
             return found
-        for phrase, code in self._phrases:
-            if _contains(tokens, phrase):
-                return KeywordMatch("opt_out", " ".join(phrase), "phrase", code)
+        if self._phrases:
+            # Every run of words as long as some phrase, then the phrases in order.
+            runs = {tokens[i : i + n] for n in self._phrase_sizes for i in range(len(tokens) - n + 1)}
+            for phrase, code in self._phrases:
+                if phrase in runs:
+                    return KeywordMatch("opt_out", " ".join(phrase), "phrase", code)
         return None
 
     def _with_fillers(self, tokens: tuple[str, ...]) -> KeywordMatch | None:
@@ -357,8 +361,3 @@ def _reply(lang: KeywordLanguage | None, fallback: KeywordLanguage | None, name:
         if text:
             return text
     return None
-
-
-def _contains(tokens: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
-    size = len(phrase)
-    return any(tokens[i : i + size] == phrase for i in range(len(tokens) - size + 1))
