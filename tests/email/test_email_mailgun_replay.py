@@ -141,7 +141,7 @@ def test_expired_tokens_are_forgotten(store: Store) -> None:
         )
         uow.commit()
     later = proc.clock.advance(3600 * 24 * 365)  # type: ignore[attr-defined]
-    proc._tokens_forgotten = 0.0  # the next batch's housekeeping is due
+    proc._tokens_forgotten = None  # the next batch's housekeeping is due
     # Judged against the processor's clock (no queue time on a message made by hand).
     report = proc.process_batch([make_message(signed("opened", token="c" * 50, at=later))], acknowledge=False)
     assert report.stats.processed == 1
@@ -149,3 +149,20 @@ def test_expired_tokens_are_forgotten(store: Store) -> None:
         remaining = {t.token for t in uow.seen_tokens.find()}
     # Both old tokens are gone; the new one stays until its own expiry.
     assert remaining == {hashlib.sha256(b"c" * 50).hexdigest()}
+
+
+def test_a_new_processor_forgets_expired_tokens_in_its_first_batch(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Soon after a machine or container starts, time.monotonic() is small: the
+    # first batch must not wait an interval before its housekeeping.
+    monkeypatch.setattr("commproc_core.pipeline.processor.time.monotonic", lambda: 5.0)
+    with store.unit_of_work() as uow:
+        uow.seen_tokens.add(
+            SeenToken(scope="mailgun", token="0" * 64, expires_at=SIGNED_AT - timedelta(days=1))
+        )
+        uow.commit()
+    run(_proc(store), [signed("delivered")])
+    with store.unit_of_work() as uow:
+        remaining = {t.token for t in uow.seen_tokens.find()}
+    assert "0" * 64 not in remaining and len(remaining) == 1

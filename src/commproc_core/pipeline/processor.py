@@ -101,7 +101,8 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         self._local = threading.local()
         self.log = logging.getLogger(f"commproc.{self.channel_type or 'channel'}")
         self._campaign_cache: tuple[float, list[Campaign]] | None = None
-        self._tokens_forgotten = 0.0
+        # When expired signature tokens were last deleted (time.monotonic()); None: not yet.
+        self._tokens_forgotten: float | None = None
         self._runner = BatchRunner(self)
 
     # -- collaborators -------------------------------------------------------
@@ -320,9 +321,12 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
 
     def _forget_expired_tokens(self) -> None:
         """Now and then, delete one-time signature tokens whose signatures have expired anyway."""
-        if not self._runner.guarded or time.monotonic() - self._tokens_forgotten < _FORGET_TOKENS_SECONDS:
+        if not self._runner.guarded:
             return
-        self._tokens_forgotten = time.monotonic()
+        now = time.monotonic()
+        if self._tokens_forgotten is not None and now - self._tokens_forgotten < _FORGET_TOKENS_SECONDS:
+            return
+        self._tokens_forgotten = now
         try:
             with self.store.unit_of_work() as uow:
                 for row in uow.seen_tokens.find(expires_at=Range(high=self.now()), limit=1000):
