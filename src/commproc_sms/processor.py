@@ -77,7 +77,8 @@ class SMSProcessor(BaseChannelProcessor[SmsEvent]):
         if self.settings.agent_mode and self.agent_responder is None:
             # The seed's config={"agent_mode": True} names no agent: answer from a template.
             self.agent_responder = TemplateResponder()
-        self._agent_swept = 0.0
+        # When agent requests a crash left behind were last swept (time.monotonic()); None: not yet.
+        self._agent_swept: float | None = None
 
     # -- validation -------------------------------------------------------------------
 
@@ -441,8 +442,9 @@ class SMSProcessor(BaseChannelProcessor[SmsEvent]):
             self.store, responder=self.agent_responder, config=self.agent_config, clock=self.clock
         )
         replies.answer(requested)
-        if time.monotonic() - self._agent_swept > _AGENT_SWEEP_SECONDS:
-            self._agent_swept = time.monotonic()
+        now = time.monotonic()
+        if self._agent_swept is None or now - self._agent_swept > _AGENT_SWEEP_SECONDS:
+            self._agent_swept = now
             replies.sweep()
 
 

@@ -432,3 +432,34 @@ def test_no_message_reaches_the_agent_for_an_opted_out_sender(texts):
             # Opted out when it arrived (an opt-in keyword never reaches the
             # agent either), or opted out by it.
             assert len(responder.requests) == calls, text
+
+
+def test_a_new_processor_sweeps_agent_requests_a_crash_left_behind(store, monkeypatch):
+    # A worker committed three inbound messages, then died before answering them.
+    crashed = Harness(store, config={"agent_mode": True}, agent_responder=RecordingResponder("first"))
+    crashed.processor.after_commit = lambda outcomes: None  # type: ignore[method-assign]
+    crashed.run(*(inbound(text, message_sid=f"SM{i:032d}") for i, text in enumerate(("a", "b", "c"))))
+    left = {e.message_id: e for e in crashed.rows("agent_events")}
+    assert [e.outcome for e in left.values()] == ["pending"] * 3
+    # One of them was being answered when the worker died.
+    (running_message,) = crashed.rows("messages", provider_message_id=f"SM{1:032d}")
+    with store.unit_of_work() as uow:
+        uow.agent_events.update(attrs.evolve(left[running_message.id], outcome="running"))
+        uow.commit()
+
+    # A new worker, twenty minutes later, soon after its machine started (time.monotonic() is small).
+    monkeypatch.setattr("commproc_sms.processor.time.monotonic", lambda: 5.0)
+    responder = RecordingResponder("later")
+    h = Harness(store, config={"agent_mode": True}, agent_responder=responder)
+    h.clock.advance(20 * 60)
+    h.run(inbound("d", message_sid=f"SM{3:032d}"))
+
+    outcomes = {e.message_id: (e.outcome, e.error) for e in h.rows("agent_events")}
+    assert outcomes.pop(running_message.id) == (
+        "failed",
+        "interrupted",
+    )  # no second reply: it may have gone out
+    assert sorted(outcomes.values()) == [("replied", None)] * 3
+    assert len(responder.requests) == 3
+    replies = [r for r in h.rows("outbox") if r.reason == "agent_reply"]
+    assert sorted(r.body for r in replies) == ["later"] * 3
