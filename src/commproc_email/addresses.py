@@ -19,6 +19,7 @@ different people as far as commproc can know.
 
 from __future__ import annotations
 
+import functools
 from email.utils import getaddresses
 
 import attrs
@@ -49,6 +50,14 @@ def _validate(value: str) -> EmailAddress:
         # email-validator needs about 250 ms for a 256 KiB "address"; no address is
         # this long in any encoding, and email-validator itself checks the real limit.
         raise EmailNotValidError("longer than any address")
+    return _validate_cached(value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _validate_cached(value: str) -> EmailAddress:
+    # The same leads' addresses come back event after event, and a check takes
+    # about 100 microseconds. Addresses are frozen, so sharing is safe; a
+    # refusal raises again each time (lru_cache keeps only results).
     checked = validate_email(value, check_deliverability=False)
     key = f"{checked.local_part.lower()}@{checked.domain}"
     return EmailAddress(raw=value, normalized=checked.normalized, key=key, ascii=checked.ascii_email)
