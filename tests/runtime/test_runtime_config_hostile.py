@@ -14,7 +14,7 @@ import string
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from commproc_core.errors import ConfigError
@@ -27,7 +27,8 @@ QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/sms-inbound"
 
 
 def add(config: str, database: str = "memory://", *extra: str) -> list[str]:
-    return ["channels", "add", "sms", QUEUE, "--config", config, "--database", database, *extra]
+    # --config=TEXT: a separate argument starting with "-" would be an option to argparse.
+    return ["channels", "add", "sms", QUEUE, f"--config={config}", "--database", database, *extra]
 
 
 @pytest.mark.parametrize(
@@ -206,6 +207,7 @@ def test_channels_add_accepts_or_reports_any_config(plugins, capsys, config) -> 
 
 @PROPERTY
 @given(text=st.text(max_size=60) | st.binary(max_size=60).map(lambda b: b.decode("latin-1")))
+@example(text="-:")  # starts like an option
 def test_channels_add_accepts_or_reports_any_text(plugins, capsys, text) -> None:
     code = main(add(text))
     _assert_clear(code, capsys.readouterr().err)
