@@ -222,3 +222,46 @@ def test_session_is_a_unit_of_work(any_store: Store) -> None:
     with any_store.unit_of_work() as uow:
         session: UnitOfWork = BatchSession(uow)
         assert session.leads.count() == 0
+
+
+def test_a_multi_row_insert_keeps_every_value(any_store: Store) -> None:
+    # Placeholder-like text in values and more rows than one statement's parameter cache holds.
+    texts = ["%s", "%%", "%(id)s", "$1", "$$ $2 $$", "'); DROP TABLE leads; --", "ünï\u2028code", "", None]
+    leads = [
+        model.Lead(
+            phone=f"+1415555{i:04d}",
+            first_name=texts[i % len(texts)],
+            metadata={"note": texts[(i + 1) % len(texts)], "n": i},
+        )
+        for i in range(60)
+    ]
+    with any_store.unit_of_work() as uow:
+        session = BatchSession(uow)
+        for lead in leads:
+            session.leads.add(lead)
+        session.commit()
+    with any_store.unit_of_work() as uow:
+        assert sorted(uow.leads.find(), key=lambda r: r.phone) == leads
+
+
+def test_postgres_multi_row_inserts_are_written_with_native_placeholders() -> None:
+    # psycopg parses %(name)s placeholders on every run of a query with over 50
+    # parameters; a multi-row INSERT uses $n and a tuple, run on a RawCursor.
+    import re
+
+    from commproc_core.ports import TableChanges
+    from commproc_core.stores.sql.bulk import MultiRow
+
+    store = SQLStore("postgresql+psycopg://nobody@127.0.0.1:1/never-connected")
+    ops = store._ops["leads"]
+    compiled = ops.insert.compiled(store.engine.dialect)
+    names = re.findall(r"%\((\w+)\)s", compiled.sql)
+    rows = MultiRow(compiled, native=True)
+    text = rows.sql(3)
+    assert "%(" not in text and f"${3 * len(names)}" in text and f"${3 * len(names) + 1}" not in text
+    first, second = (compiled.params(ops.dump(model.Lead(phone=p))) for p in ("+1", "+2"))
+    assert rows.params([first, second]) == tuple(first[n] for n in names) + tuple(second[n] for n in names)
+    # The store's own statements take the native form on psycopg.
+    (step,) = store._bulk["leads"].writes(TableChanges(table="leads", inserts=(model.Lead(phone="+3"),)))
+    assert step.native and step.sql.count("$") == len(names)
+    store.close()

@@ -239,12 +239,14 @@ class SQLUnitOfWork(Repositories):
         try:
             try:
                 if self._several:
-                    raw = self._connection().connection.dbapi_connection
+                    raw: Any = self._connection().connection.dbapi_connection
                     assert raw is not None
+                    from psycopg import RawCursor  # loaded with the driver: self._several says psycopg
+
                     cursors = []
                     with raw.pipeline():
                         for current in steps:
-                            each = raw.cursor()
+                            each = RawCursor(raw) if current.native else raw.cursor()
                             if current.many:
                                 each.executemany(current.sql, current.params)
                             else:
