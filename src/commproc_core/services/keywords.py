@@ -52,7 +52,8 @@ _MAX_KEYWORD_WORDS = 3
 def normalize_text(text: str) -> tuple[str, ...]:
     """The words of ``text``: case-folded, accents and apostrophes dropped, split on everything else."""
     folded = unicodedata.normalize("NFKD", text.casefold())
-    bare = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    # ASCII text has no combining marks to drop (most messages).
+    bare = folded if folded.isascii() else "".join(ch for ch in folded if not unicodedata.combining(ch))
     return tuple(_NOT_WORD.sub(" ", _APOSTROPHES.sub("", bare)).split())
 
 
