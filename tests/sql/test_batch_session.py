@@ -265,3 +265,18 @@ def test_postgres_multi_row_inserts_are_written_with_native_placeholders() -> No
     (step,) = store._bulk["leads"].writes(TableChanges(table="leads", inserts=(model.Lead(phone="+3"),)))
     assert step.native and step.sql.count("$") == len(names)
     store.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "postgresql+psycopg://nobody@127.0.0.1:1/never-connected"])
+def test_multi_row_texts_kept_are_bounded(url: str) -> None:
+    # Lambda and replay batches come in every size up to 10,000: texts of every row
+    # count would add up to megabytes a table.
+    from commproc_core.stores.sql.bulk import MAX_ROWS, MultiRow
+
+    store = SQLStore(url)
+    compiled = store._ops["events"].insert.compiled(store.engine.dialect)
+    rows = MultiRow(compiled, native=url.startswith("postgresql"))
+    texts = {n: rows.sql(n) for n in range(1, MAX_ROWS + 1)}
+    assert len(rows._texts) <= 17
+    assert rows.sql(MAX_ROWS - 1) == texts[MAX_ROWS - 1] and rows.sql(3) is rows.sql(3)
+    store.close()

@@ -39,6 +39,8 @@ __all__ = ["MAX_ROWS", "BulkOps", "MultiRow", "Step", "conflict_detail"]
 #: Rows per multi-row INSERT; more take several statements (parameters stay within every driver's limit).
 MAX_ROWS = 500
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+#: Multi-row INSERT texts kept per row count up to this many rows (and for MAX_ROWS).
+_CACHED_ROWS = 16
 
 _LoadSignature = tuple[str, tuple[str, ...], bool]
 
@@ -180,7 +182,11 @@ class MultiRow:
             else:
                 # Named parameters (psycopg's %(name)s): each row's get a suffix of their own.
                 groups = ", ".join(_PLACEHOLDER.sub(rf"%(\1_{i})s", self._group) for i in range(rows))
-            text = self._texts[rows] = f"{self._head}{groups}{self._tail}"
+            text = f"{self._head}{groups}{self._tail}"
+            if rows <= _CACHED_ROWS or rows == MAX_ROWS:
+                # SQS batches are small; kept for every size, large texts would add up
+                # to megabytes a table over a long run of varied Lambda or replay batches.
+                self._texts[rows] = text
         return text
 
     def _numbered(self, before: int) -> str:
