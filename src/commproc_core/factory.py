@@ -46,8 +46,6 @@ __all__ = ["ENTRY_POINT_GROUP", "PROCESSOR_METHODS", "ChannelInfo", "ProcessorFa
 ENTRY_POINT_GROUP = "commproc.channels"
 #: What a class registered as a processor must have (the runtime calls them; see ChannelProcessor).
 PROCESSOR_METHODS = ("receive_messages", "process_batch", "close")
-#: Environment variables the default factory reads its database from.
-URL_ENV, SCHEMA_ENV, PREFIX_ENV = "COMMPROC_DATABASE_URL", "COMMPROC_SCHEMA", "COMMPROC_TABLE_PREFIX"
 
 log = logging.getLogger("commproc.factory")
 
@@ -495,16 +493,8 @@ def _env_opener(
     """Opens the store named by the arguments, each falling back to its environment variable when opened."""
 
     def open_from_environment() -> Store:
-        from commproc_core.stores.sql import open_store
+        from commproc_core.stores.sql.factory import open_store_from_environment
 
-        env = os.environ if environ is None else environ
-        options: dict[str, Any] = {}
-        chosen_schema = schema if schema is not None else (env.get(SCHEMA_ENV) or None)
-        prefix = table_prefix if table_prefix is not None else env.get(PREFIX_ENV, "")
-        if chosen_schema:
-            options["schema"] = chosen_schema
-        if prefix:
-            options["table_prefix"] = prefix
-        return open_store(url or env.get(URL_ENV) or None, **options)
+        return open_store_from_environment(url, schema=schema, table_prefix=table_prefix, environ=environ)
 
     return open_from_environment

@@ -176,3 +176,13 @@ def test_processors_built_directly_use_the_configured_store(tmp_path, monkeypatc
     own = ExampleProcessor("memory://q").store
     assert isinstance(own, SQLStore) and own is not store
     own.close()
+
+
+def test_a_processor_built_directly_opens_the_layout_the_environment_names(tmp_path, monkeypatch) -> None:
+    # Without a configured default, a processor's own store reads the same
+    # variables as the worker, the CLI and the Lambda handler.
+    monkeypatch.setenv("COMMPROC_DATABASE_URL", f"sqlite:///{tmp_path / 'own.db'}")
+    monkeypatch.setenv("COMMPROC_TABLE_PREFIX", "host_")
+    own = ExampleProcessor("memory://q").store
+    assert isinstance(own, SQLStore) and own.table_prefix == "host_"
+    own.close()

@@ -4,7 +4,8 @@ The seed's processors shared the host's database (Django's). Here a host
 that configures the default factory once (``ProcessorFactory.configure``)
 makes its store the one every processor built without a store uses,
 ``SMSProcessor(queue_url)`` included. Until then a processor opens the store
-``COMMPROC_DATABASE_URL`` names, for itself.
+``COMMPROC_DATABASE_URL``, ``COMMPROC_SCHEMA`` and ``COMMPROC_TABLE_PREFIX``
+name, for itself.
 """
 
 from __future__ import annotations
@@ -32,6 +33,6 @@ def default_store() -> Store:
     provider = _provider
     if provider is not None and (store := provider()) is not None:
         return store
-    from commproc_core.stores.sql import open_store
+    from commproc_core.stores.sql.factory import open_store_from_environment
 
-    return open_store(None)
+    return open_store_from_environment()

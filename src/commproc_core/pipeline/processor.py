@@ -67,7 +67,8 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
     ``queue_url`` and ``config`` keep the seed's meaning; ``config`` is
     parsed into ``settings_class`` (unknown keys and wrong types raise
     ConfigError naming each field). Collaborators default to: the store
-    named by ``COMMPROC_DATABASE_URL`` (SQLite ``commproc.db`` when unset),
+    named by ``COMMPROC_DATABASE_URL`` (SQLite ``commproc.db`` when unset)
+    with ``COMMPROC_SCHEMA`` and ``COMMPROC_TABLE_PREFIX``,
     an SQS queue for ``queue_url``, the system clock.
     """
 

@@ -20,6 +20,8 @@ from commproc_core.errors import ConfigError, StoreUnavailable
 
 __all__ = [
     "DEFAULT_URL",
+    "PREFIX_ENV",
+    "SCHEMA_ENV",
     "SUPPORTED",
     "URL_ENV",
     "check_driver",
@@ -39,6 +41,9 @@ log = logging.getLogger("commproc.store")
 
 #: Read by :func:`resolve_url` when no URL is given.
 URL_ENV = "COMMPROC_DATABASE_URL"
+#: The PostgreSQL schema and the table-name prefix of a store opened from the environment.
+SCHEMA_ENV = "COMMPROC_SCHEMA"
+PREFIX_ENV = "COMMPROC_TABLE_PREFIX"
 #: The embedded default: a SQLite file in the working directory.
 DEFAULT_URL = "sqlite:///commproc.db"
 

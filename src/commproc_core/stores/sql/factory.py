@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any, cast
 
 from sqlalchemy.engine import URL
 
 from commproc_core.ports import Store
 from commproc_core.stores.memory import MemoryStore
-from commproc_core.stores.sql.engine import normalize_url, resolve_url
+from commproc_core.stores.sql.engine import PREFIX_ENV, SCHEMA_ENV, URL_ENV, normalize_url, resolve_url
 from commproc_core.stores.sql.store import SQLStore
 
-__all__ = ["open_store"]
+__all__ = ["open_store", "open_store_from_environment"]
 
 
 def open_store(url: str | URL | None = None, *, auto_upgrade: bool | None = None, **options: Any) -> Store:
@@ -31,3 +33,27 @@ def open_store(url: str | URL | None = None, *, auto_upgrade: bool | None = None
     if auto_upgrade is None:
         auto_upgrade = normalize_url(resolved).get_backend_name() == "sqlite"
     return SQLStore(resolved, auto_upgrade=auto_upgrade, **options)
+
+
+def open_store_from_environment(
+    url: str | None = None,
+    *,
+    schema: str | None = None,
+    table_prefix: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Store:
+    """The store the arguments name, each one missing read from the environment.
+
+    ``$COMMPROC_DATABASE_URL`` (else ``sqlite:///commproc.db``),
+    ``$COMMPROC_SCHEMA`` and ``$COMMPROC_TABLE_PREFIX``: what the worker, the
+    CLI, the Lambda handler and processors built without a store all read.
+    """
+    env = os.environ if environ is None else environ
+    options: dict[str, Any] = {}
+    chosen_schema = schema if schema is not None else (env.get(SCHEMA_ENV) or None)
+    prefix = table_prefix if table_prefix is not None else env.get(PREFIX_ENV, "")
+    if chosen_schema:
+        options["schema"] = chosen_schema
+    if prefix:
+        options["table_prefix"] = prefix
+    return open_store(url or env.get(URL_ENV) or None, **options)
