@@ -33,6 +33,7 @@ from typing import Any
 from commproc_core.errors import PermanentError, TransientError
 from commproc_core.model import CommunicationEvent, QueueMessage, new_id
 from commproc_core.pipeline.envelope import unwrap
+from commproc_core.pipeline.payload import EventPayload
 
 __all__ = ["body_text", "is_raw_payload", "payloads", "wrap_process", "wrap_validate"]
 
@@ -61,30 +62,34 @@ def body_text(value: Any, owner: str) -> str:
         ) from None
 
 
-def payloads(value: Any, payload_type: type[Any], owner: str) -> list[Any]:
+def queue_message(value: Any, owner: str) -> QueueMessage:
+    """A queue message, never received from a queue, whose body holds ``value`` (see :func:`body_text`)."""
+    return QueueMessage(message_id=f"direct-{new_id()}", receipt_handle="", body=body_text(value, owner))
+
+
+def payloads(value: Any, owner: str) -> list[EventPayload]:
     """The EventPayloads the pipeline would validate for a body holding ``value`` (none: control)."""
     if not is_raw_payload(value):
         raise TypeError(
             f"{owner}.validate_event takes an EventPayload, or a provider payload (a mapping, a list or "
             f"the body text); got {type(value).__name__}"
         )
-    message = QueueMessage(message_id=f"direct-{new_id()}", receipt_handle="", body=body_text(value, owner))
-    unwrapped = unwrap(message)
+    unwrapped = unwrap(queue_message(value, owner))
     return [
-        payload_type(data=item, envelope=unwrapped.envelope, index=position)
+        EventPayload(data=item, envelope=unwrapped.envelope, index=position)
         for position, item in enumerate(unwrapped.items)
     ]
 
 
-def wrap_validate(method: Callable[..., Any], payload_type: type[Any]) -> Callable[..., Any]:
+def wrap_validate(method: Callable[..., Any]) -> Callable[..., Any]:
     """``validate_event`` that also takes the provider's payload itself; see the module docstring."""
 
     @functools.wraps(method)
     def validate_event(self: Any, event_data: Any) -> Sequence[Any]:
-        if isinstance(event_data, payload_type):
+        if isinstance(event_data, EventPayload):
             return method(self, event_data)  # type: ignore[no-any-return]
         events: list[Any] = []
-        for payload in payloads(event_data, payload_type, type(self).__name__):
+        for payload in payloads(event_data, type(self).__name__):
             events.extend(method(self, payload))
         return events
 

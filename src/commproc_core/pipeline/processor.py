@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import attrs
 
 from commproc_core.errors import CommprocError, PermanentError
-from commproc_core.model import Campaign, CommunicationEvent, Conversation, Lead, QueueMessage, Thread, new_id
+from commproc_core.model import Campaign, CommunicationEvent, Conversation, Lead, QueueMessage, Thread
 from commproc_core.parsing import parse_settings
 from commproc_core.pipeline import defaults, direct
 from commproc_core.pipeline.batch import BatchRunner
@@ -349,7 +349,7 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
             return
         validate, process = cls.__dict__.get("validate_event"), cls.__dict__.get("process_event")
         if callable(validate) and not getattr(validate, direct.MARK, False):
-            cls.validate_event = direct.wrap_validate(validate, EventPayload)  # type: ignore[method-assign]
+            cls.validate_event = direct.wrap_validate(validate)  # type: ignore[method-assign]
         if callable(process) and not getattr(process, direct.MARK, False):
             cls.process_event = direct.wrap_process(process)  # type: ignore[method-assign]
 
@@ -360,8 +360,7 @@ class BaseChannelProcessor(ABC, Generic[EventT]):
         the body text). It is validated, deduplicated and recorded in a
         transaction of its own; the outcome says what it came to.
         """
-        body = direct.body_text(data, type(self).__name__)
-        message = QueueMessage(message_id=f"direct-{new_id()}", receipt_handle="", body=body)
+        message = direct.queue_message(data, type(self).__name__)
         return self.process_batch([message], acknowledge=False).outcomes[0]
 
     # -- caches ---------------------------------------------------------------------
