@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
 import threading
 import types
 from collections.abc import Callable, Iterable, Mapping
@@ -36,7 +35,6 @@ import attrs
 
 from commproc_core.errors import ChannelLoadError, ChannelNotFound, ConfigError, DuplicateChannelError
 from commproc_core.parsing import config_problems
-from commproc_core.pipeline.compat import SeedChannelProcessor, provided_collaborators
 from commproc_core.pipeline.defaults import set_store_provider
 from commproc_core.pipeline.settings import ChannelSettings
 from commproc_core.ports import AgentResponder, Clock, MessageQueue, Sender, Store
@@ -227,8 +225,7 @@ class ProcessorFactory:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ProcessorFactory:
         """A factory whose store is opened, on first use, from ``COMMPROC_DATABASE_URL`` and friends."""
-        env = os.environ if environ is None else environ
-        return cls(store_opener=_env_opener(None, None, None, env))
+        return cls(store_opener=_env_opener(None, None, None, environ))
 
     # -- discovery ---------------------------------------------------------------
 
@@ -362,11 +359,19 @@ class ProcessorFactory:
         """A processor for ``channel_type``; without ``queue_url``, one with no queue (Lambda, replay)."""
         return self._build(self.get_processor_class(channel_type), queue_url, config)
 
-    def _build(self, cls: type[Any], queue_url: str | None, config: Mapping[str, Any] | None) -> Any:
+    def _build(
+        self,
+        cls: type[Any],
+        queue_url: str | None,
+        config: Mapping[str, Any] | None,
+        *,
+        open_store: bool = True,
+    ) -> Any:
+        # open_store=False: a store not opened yet is not opened for this (a config check).
         offered: dict[str, Any] = {
             name: value
             for name, value in (
-                ("store", self.store),
+                ("store", self.store if open_store else self._store),
                 ("clock", self.clock),
                 ("sender", self.sender),
                 ("agent_responder", self.agent_responder),
@@ -380,6 +385,11 @@ class ProcessorFactory:
         make: Callable[..., Any] = cls
         if not rest:
             return make(queue_url, dict(config or {}), **accepted)
+        from commproc_core.pipeline.compat import (  # rarely needed
+            SeedChannelProcessor,
+            provided_collaborators,
+        )
+
         if issubclass(cls, SeedChannelProcessor):
             # The seed's subclasses take (queue_url, config) only; the base
             # picks the factory's collaborators up from here.
@@ -468,7 +478,7 @@ class ProcessorFactory:
             problems = config_problems(settings_class, config)
         if not problems:
             try:
-                self._build(cls, None, config)
+                self._build(cls, None, config, open_store=False)
             except ConfigError as exc:
                 problems = exc.problems or [f"{exc} @ config"]
             except Exception as exc:
