@@ -11,7 +11,6 @@ to run, and a mistyped SQLite path never leaves an empty file behind.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from contextlib import closing
 from pathlib import Path
@@ -21,12 +20,9 @@ import attrs
 
 from commproc_core.errors import ConfigError, SchemaVersionError, StoreUnavailable
 from commproc_core.runtime.masking import mask_urls
+from commproc_core.stores.location import DEFAULT_URL, SUPPORTED, locate
 
 __all__ = [
-    "DEFAULT_URL",
-    "PREFIX_ENV",
-    "SCHEMA_ENV",
-    "URL_ENV",
     "DatabaseTarget",
     "check_driver",
     "check_target",
@@ -34,13 +30,6 @@ __all__ = [
     "resolve_target",
     "sqlite_file",
 ]
-
-URL_ENV = "COMMPROC_DATABASE_URL"
-SCHEMA_ENV = "COMMPROC_SCHEMA"
-PREFIX_ENV = "COMMPROC_TABLE_PREFIX"
-DEFAULT_URL = "sqlite:///commproc.db"
-
-_SUPPORTED = "commproc keeps its records in SQLite (sqlite:///path/commproc.db) or PostgreSQL (postgresql://user@host/db)"
 
 
 @attrs.frozen
@@ -82,12 +71,8 @@ def resolve_target(
     environ: Mapping[str, str] | None = None,
 ) -> DatabaseTarget:
     """The flags given, else the environment, else the defaults (``sqlite:///commproc.db``)."""
-    env = os.environ if environ is None else environ
-    return DatabaseTarget(
-        url=url or env.get(URL_ENV) or DEFAULT_URL,
-        schema=schema if schema is not None else (env.get(SCHEMA_ENV) or None),
-        table_prefix=table_prefix if table_prefix is not None else env.get(PREFIX_ENV, ""),
-    )
+    found_url, found_schema, found_prefix = locate(url, schema, table_prefix, environ)
+    return DatabaseTarget(url=found_url or DEFAULT_URL, schema=found_schema, table_prefix=found_prefix)
 
 
 def _parse(url: str) -> Any:
@@ -98,7 +83,7 @@ def _parse(url: str) -> Any:
         return make_url(url)
     except sa_exc.ArgumentError:
         raise ConfigError(
-            f"not a database URL: {mask_urls(url)!r}; {_SUPPORTED}, or memory:// for a throw-away store"
+            f"not a database URL: {mask_urls(url)!r}; {SUPPORTED}, or memory:// for a throw-away store"
         ) from None
 
 

@@ -79,15 +79,12 @@ def _store(url: str) -> Store:
     key = f"{target.url}|{target.schema or ''}|{target.table_prefix}"
     store = _STORES.get(key)
     if store is None:
-        from commproc_core.stores.sql import open_store
+        from commproc_core.stores.sql.factory import open_store_from_environment
 
         check_target(target)
-        options: dict[str, Any] = {}
-        if target.schema:
-            options["schema"] = target.schema
-        if target.table_prefix:
-            options["table_prefix"] = target.table_prefix
-        store = _STORES[key] = open_store(target.url, **options)
+        store = _STORES[key] = open_store_from_environment(
+            target.url, schema=target.schema, table_prefix=target.table_prefix
+        )
     return store
 
 

@@ -17,11 +17,10 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from commproc_core.errors import ConfigError, StoreUnavailable
+from commproc_core.stores.location import DEFAULT_URL, SUPPORTED, URL_ENV
 
 __all__ = [
     "DEFAULT_URL",
-    "PREFIX_ENV",
-    "SCHEMA_ENV",
     "SUPPORTED",
     "URL_ENV",
     "check_driver",
@@ -39,13 +38,6 @@ __all__ = [
 
 log = logging.getLogger("commproc.store")
 
-#: Read by :func:`resolve_url` when no URL is given.
-URL_ENV = "COMMPROC_DATABASE_URL"
-#: The PostgreSQL schema and the table-name prefix of a store opened from the environment.
-SCHEMA_ENV = "COMMPROC_SCHEMA"
-PREFIX_ENV = "COMMPROC_TABLE_PREFIX"
-#: The embedded default: a SQLite file in the working directory.
-DEFAULT_URL = "sqlite:///commproc.db"
 
 _POSTGRES_DEFAULTS: dict[str, Any] = {
     "pool_size": 5,
@@ -96,7 +88,6 @@ def _merge(defaults: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str,
 
 
 #: What a database URL may name, for error messages.
-SUPPORTED = "commproc keeps its records in SQLite (sqlite:///path/commproc.db) or PostgreSQL (postgresql://user@host/db)"
 
 
 def check_driver(url: str | URL) -> None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any, cast
 
 from sqlalchemy.engine import URL
 
 from commproc_core.ports import Store
+from commproc_core.stores.location import locate
 from commproc_core.stores.memory import MemoryStore
-from commproc_core.stores.sql.engine import PREFIX_ENV, SCHEMA_ENV, URL_ENV, normalize_url, resolve_url
+from commproc_core.stores.sql.engine import normalize_url, resolve_url
 from commproc_core.stores.sql.store import SQLStore
 
 __all__ = ["open_store", "open_store_from_environment"]
@@ -48,12 +48,10 @@ def open_store_from_environment(
     ``$COMMPROC_SCHEMA`` and ``$COMMPROC_TABLE_PREFIX``: what the worker, the
     CLI, the Lambda handler and processors built without a store all read.
     """
-    env = os.environ if environ is None else environ
+    url, schema, table_prefix = locate(url, schema, table_prefix, environ)
     options: dict[str, Any] = {}
-    chosen_schema = schema if schema is not None else (env.get(SCHEMA_ENV) or None)
-    prefix = table_prefix if table_prefix is not None else env.get(PREFIX_ENV, "")
-    if chosen_schema:
-        options["schema"] = chosen_schema
-    if prefix:
-        options["table_prefix"] = prefix
-    return open_store(url or env.get(URL_ENV) or None, **options)
+    if schema:
+        options["schema"] = schema
+    if table_prefix:
+        options["table_prefix"] = table_prefix
+    return open_store(url, **options)
