@@ -186,3 +186,12 @@ def test_a_processor_built_directly_opens_the_layout_the_environment_names(tmp_p
     own = ExampleProcessor("memory://q").store
     assert isinstance(own, SQLStore) and own.table_prefix == "host_"
     own.close()
+
+
+def test_checking_a_config_opens_no_store() -> None:
+    opened = []
+    factory = ProcessorFactory(store_opener=lambda: opened.append(1) or MemoryStore())
+    factory.register_processor("example", ExampleProcessor)
+    assert factory.validate_processor_config("example", {"batch_size": 5}) == []
+    assert factory.validate_processor_config("example", {"batch_size": 50}) != []
+    assert opened == []
