@@ -9,6 +9,7 @@ only passes ``endpoint_url`` and ``region_name`` when it is given them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -88,16 +89,6 @@ _UNSUPPORTED = frozenset(
     }
 )
 
-_METHODS = {
-    "ReceiveMessage": "receive_message",
-    "DeleteMessageBatch": "delete_message_batch",
-    "ChangeMessageVisibilityBatch": "change_message_visibility_batch",
-    "DeleteMessage": "delete_message",
-    "ChangeMessageVisibility": "change_message_visibility",
-    "GetQueueAttributes": "get_queue_attributes",
-    "SendMessage": "send_message",
-}
-
 _REGION = r"[a-z]{2}(?:-[a-z]+)+-\d+"
 _REGION_IN_HOST = re.compile(rf"^(?:sqs(?:-fips)?\.(?P<a>{_REGION})\.|(?P<b>{_REGION})\.queue\.)")
 
@@ -151,6 +142,7 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield items[start : start + MAX_BATCH]
 
 
+@functools.cache
 def _snake(api: str) -> str:
     # ListDeadLetterSourceQueues -> list_dead_letter_source_queues, as boto3 names its methods.
     return re.sub(r"(?<!^)(?=[A-Z])", "_", api).lower()
@@ -411,7 +403,7 @@ class SQSQueue:
         client = self.client
         with self._lock:
             self.calls[api] += 1
-        method = getattr(client, _METHODS.get(api) or _snake(api))
+        method = getattr(client, _snake(api))
         try:
             return method(**params)
         except Exception as exc:
