@@ -168,9 +168,10 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
                 )
             return normalize_sendgrid(data, transport)
         if provider == "mailgun":
-            verified: list[object] = []
+            verified = False
 
             def authenticate(block: object) -> None:
+                nonlocal verified
                 if check_mailgun_signature(
                     block,
                     policy=settings.mailgun_signature,
@@ -178,7 +179,7 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
                     now=self._signed_reference(envelope),
                     max_age_seconds=settings.signature_max_age_seconds,
                 ):
-                    verified.append(block)
+                    verified = True
 
             webhook = parse_mailgun(data, authenticate=authenticate)
             events = normalize_mailgun(webhook, data, transport)
@@ -256,7 +257,7 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
         if not event.provider_message_id:
             return None
         return self.get_or_create_conversation(
-            f"email:{event.provider}:{event.provider_message_id}",
+            _conversation_key(event.provider, event.provider_message_id),
             lead_id=lead.id if lead else None,
             campaign_id=campaign.id if campaign else None,
             subject=event.subject,
@@ -319,8 +320,12 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
             "conversations",
             "external_id",
             [
-                *(f"email:{e.provider}:{e.provider_message_id}" for e in events if e.provider_message_id),
-                *(f"email:ses:{c}" for c in references),
+                *(
+                    _conversation_key(e.provider, e.provider_message_id)
+                    for e in events
+                    if e.provider_message_id
+                ),
+                *(_conversation_key("ses", c) for c in references),
             ],
         )
         session.fetch()
@@ -438,7 +443,7 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
                 known = self.uow.messages.find_one(provider_message_id=candidate)
                 if known is not None:
                     return self.uow.conversations.get(known.conversation_id)
-                found = self.uow.conversations.find_one(external_id=f"email:ses:{candidate}")
+                found = self.uow.conversations.find_one(external_id=_conversation_key("ses", candidate))
                 if found is not None:
                     return found
         return None
@@ -499,6 +504,11 @@ class EmailProcessor(BaseChannelProcessor[EmailEvent]):
             apply_change(
                 self.consents, key, ConsentChange("all", "suppressed", "soft_bounce", reason), at, lead_id
             )
+
+
+def _conversation_key(provider: str, message_id: str) -> str:
+    """A conversation's external id: the provider and the id of the message that began it."""
+    return f"email:{provider}:{message_id}"
 
 
 def _reference_ids(reference: str) -> list[str]:
